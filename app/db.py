@@ -1,0 +1,87 @@
+"""SQLAlchemy 2.0 persistence: SQLite file by default, PostgreSQL (or any SQLAlchemy URL) via DATABASE_URL."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from astropy.table import Table
+from sqlalchemy import Float, Integer, String, create_engine, delete, event, func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Galaxy(Base):
+    __tablename__ = "galaxies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, unique=True, index=True)  # position in the packed store
+    ra: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    file: Mapped[str] = mapped_column(String(1024))
+    hdu: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SurveyState(Base):
+    """Key/value facts about what the tables hold, e.g. which survey the galaxies rows came from."""
+
+    __tablename__ = "survey_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record) -> None:  # WAL: readers never block the writer
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def init_db(engine: Engine) -> sessionmaker[Session]:
+    Base.metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _fingerprint(ids: np.ndarray) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def sync_galaxies(sessions: sessionmaker[Session], catalog: Table, ids: np.ndarray) -> bool:
+    """Load the catalog into ``galaxies`` unless the table already holds exactly this survey; True if loaded."""
+    fp = _fingerprint(ids)
+    with sessions.begin() as s:
+        state = s.get(SurveyState, "galaxies_fingerprint")
+        if state is not None and state.value == fp and s.scalar(select(func.count(Galaxy.id))) == len(ids):
+            return False
+        s.execute(delete(Galaxy))
+        cols = catalog.colnames
+
+        def column(name: str, default):
+            return np.asarray(catalog[name]) if name in cols else np.full(len(ids), default)
+
+        ra, dec, files, hdus = column("ra", np.nan), column("dec", np.nan), column("file", ""), column("hdu", 0)
+        rows = [
+            {"id": gid, "row": i, "ra": None if not np.isfinite(ra[i]) else float(ra[i]),
+             "dec": None if not np.isfinite(dec[i]) else float(dec[i]), "file": str(files[i]), "hdu": int(hdus[i])}
+            for i, gid in enumerate(ids)
+        ]
+        for start in range(0, len(rows), 5000):
+            s.execute(insert(Galaxy), rows[start : start + 5000])
+        if state is None:
+            s.add(SurveyState(key="galaxies_fingerprint", value=fp))
+        else:
+            state.value = fp
+    return True

@@ -1,0 +1,121 @@
+"""FastAPI application: gallery pages, thumbnails and nearest-neighbour queries over one built workdir.
+
+The index, store and database are opened once in ``create_app``; route handlers are plain ``def`` functions so
+FastAPI runs them in its threadpool and a slow query never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from app.db import Galaxy, init_db, make_engine, sync_galaxies
+from app.thumbs import ThumbnailCache
+from embedder.model import file_sha256
+from embedder.store import Store
+from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
+from galsearch.settings import Settings
+from index_builder.index import load as load_index
+
+GalaxyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.+\-]{1,64}$", description="catalog id of the galaxy")]
+
+
+def _galaxy_json(g: Galaxy) -> dict:
+    return {"id": g.id, "ra": g.ra, "dec": g.dec}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    workdir = Path(settings.workdir)
+    store = Store(workdir / "store")
+    model = workdir / "model.pt"
+    index = load_index(workdir, file_sha256(model) if model.exists() else None)
+    sessions = init_db(make_engine(settings.resolved_database_url()))
+    sync_galaxies(sessions, store.catalog, store.ids)
+    thumbs = ThumbnailCache(workdir / "thumbs", store.images, store.noise)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    page_size = settings.page_size
+
+    app = FastAPI(title="galsearch", version="0.1.0",
+                  description="Find look-alikes of a galaxy in a survey from self-supervised embeddings.")
+    app.mount("/static/htmx", StaticFiles(directory=htmx_dir()), name="htmx")
+    app.mount("/static/app", StaticFiles(directory=STATIC_DIR), name="static")
+    common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"]}
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": details, "message": "invalid request: " +
+                             "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)},
+                            status_code=422)
+
+    def galaxy_or_404(galaxy_id: str) -> Galaxy:
+        with sessions() as s:
+            g = s.get(Galaxy, galaxy_id)
+        if g is None:
+            raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        return g
+
+    def page_of(page: int) -> list[Galaxy]:
+        with sessions() as s:
+            return list(s.scalars(select(Galaxy).order_by(Galaxy.row).offset((page - 1) * page_size).limit(page_size)))
+
+    def next_page(page: int) -> int | None:
+        return page + 1 if page * page_size < len(store) else None
+
+    @app.get("/", response_class=HTMLResponse, summary="The gallery")
+    def gallery(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "gallery.html",
+                                          {**common, "galaxies": page_of(1), "next_page": next_page(1), "k": 20})
+
+    @app.get("/gallery", response_class=HTMLResponse, summary="One page of gallery thumbnails (htmx partial)")
+    def gallery_page(request: Request, page: Annotated[int, Query(ge=1, le=10_000_000)] = 1) -> HTMLResponse:
+        return templates.TemplateResponse(request, "gallery_page.html",
+                                          {"galaxies": page_of(page), "next_page": next_page(page), "k": 20})
+
+    @app.get("/api/galaxies", summary="One page of galaxies (JSON)")
+    def list_galaxies(page: Annotated[int, Query(ge=1, le=10_000_000)] = 1) -> dict:
+        return {"page": page, "page_size": page_size, "total": len(store), "next_page": next_page(page),
+                "galaxies": [_galaxy_json(g) for g in page_of(page)]}
+
+    @app.get("/galaxies/{galaxy_id}", summary="A galaxy's catalog row")
+    def galaxy(galaxy_id: GalaxyId) -> dict:
+        g = galaxy_or_404(galaxy_id)
+        row = store.catalog[g.row]
+        return {name: (row[name].item() if isinstance(row[name], np.generic) else row[name])
+                for name in store.catalog.colnames if np.ndim(row[name]) == 0}
+
+    @app.get("/galaxies/{galaxy_id}/image.png", summary="Colour thumbnail (asinh / Lupton composite)",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def image(galaxy_id: GalaxyId) -> Response:
+        g = galaxy_or_404(galaxy_id)
+        return Response(thumbs.get(g.row), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, or HTML for htmx)")
+    def similar(request: Request, galaxy_id: GalaxyId,
+                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20) -> Response:
+        query = galaxy_or_404(galaxy_id)
+        hits = index.similar(galaxy_id, k)
+        with sessions() as s:
+            found = {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_([h[0] for h in hits])))}
+        results = [{**_galaxy_json(found[gid]), "similarity": sim,
+                    "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
+                   for gid, sim in hits if gid in found]
+        if request.headers.get("HX-Request") == "true":
+            return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
+        return JSONResponse({"query": _galaxy_json(query), "k": k, "metric": "cosine", "results": results})
+
+    @app.get("/healthz", summary="Liveness and what is loaded")
+    def healthz() -> dict:
+        return {"status": "ok", "galaxies": len(store), "index": index.manifest}
+
+    return app

@@ -1,0 +1,49 @@
+"""Colour thumbnails from the multi-band cutouts (Lupton et al. 2004 asinh colour composites), cached on disk."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy.visualization import make_lupton_rgb
+from PIL import Image
+
+# Plane weights bring g, r, z (or any 3 bands, bluest first) to similar brightness before the RGB mapping.
+_WEIGHTS = (1.0, 1.0, 1.3)
+
+
+def render_png(cutout: np.ndarray, noise: np.ndarray, size: int = 128) -> bytes:
+    """A PNG of one (bands, H, W) cutout: reddest band in red, bluest in blue; stretch set by the sky noise."""
+    img = np.nan_to_num(np.asarray(cutout, dtype=np.float64))
+    if img.shape[0] >= 3:
+        b, g, r = (img[i] * w for i, w in zip((0, img.shape[0] // 2, img.shape[0] - 1), _WEIGHTS))
+    else:
+        b = g = r = img[0]
+    scale = float(np.mean(noise)) if np.mean(noise) > 0 else 1.0
+    rgb = make_lupton_rgb(r / scale, g / scale, b / scale, minimum=0.0, stretch=6.0, Q=8)
+    out = io.BytesIO()
+    Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+class ThumbnailCache:
+    """Renders each thumbnail once; later requests read the PNG file (written atomically)."""
+
+    def __init__(self, folder: Path, images: np.ndarray, noise: np.ndarray) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.images = images
+        self.noise = noise
+
+    def get(self, row: int) -> bytes:
+        # Files are named by store row, never by a user-supplied id, so no request can reach another path.
+        path = self.folder / f"{int(row)}.png"
+        if path.exists():
+            return path.read_bytes()
+        png = render_png(self.images[row], self.noise)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(png)
+        tmp.replace(path)
+        return png

@@ -1,0 +1,1 @@
+"""Survey readers, augmentations, the self-supervised encoder, and its training and encoding jobs."""

@@ -1,0 +1,80 @@
+"""A small ResNet encoder for multi-band cutouts, plus the SimCLR projection head used only in training.
+
+Adapted to small stamps as in Hayat et al. 2021: the first convolution takes any number of bands and there is
+no early max-pool, so a 32-64 px cutout keeps its spatial detail in the stem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class Encoder(nn.Module):
+    """Cutout (B, bands, size, size) -> representation (B, 4*width)."""
+
+    def __init__(self, in_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stages = nn.Sequential(
+            # Downsampling from the first block: a full-resolution stage costs 4x the compute on a CPU
+            # for little gain on 32 px inputs.
+            BasicBlock(width, width, stride=2),
+            BasicBlock(width, 2 * width, stride=2),
+            BasicBlock(2 * width, 4 * width, stride=2),
+            BasicBlock(4 * width, 4 * width),
+        )
+        self.dim = 4 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+
+
+class ProjectionHead(nn.Module):
+    """The MLP on which the contrastive loss acts; dropped at encoding time (Chen et al. 2020)."""
+
+    def __init__(self, dim: int, out: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, out))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_encoder(path: Path, device: torch.device | str = "cpu") -> tuple[Encoder, dict]:
+    """Rebuild the encoder from a checkpoint written by ``train``; returns it in eval mode with its config."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    cfg = ckpt["config"]
+    enc = Encoder(cfg["in_channels"], cfg["width"])
+    enc.load_state_dict(ckpt["encoder"])
+    return enc.to(device).eval(), cfg

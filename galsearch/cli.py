@@ -1,0 +1,211 @@
+"""galsearch: one command for every job, from a demo survey to a served gallery.
+
+Workdir layout (``--workdir W``): ``store/`` (packed cutouts + catalog), ``model.pt`` (encoder checkpoint),
+``embeddings.npy`` + ``embedding_ids.npy`` + ``embeddings.json``, ``index.faiss`` + ``index_ids.npy`` +
+``manifest.json``, ``thumbs/`` (cached PNGs), ``galsearch.db`` (SQLite default), ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from galsearch.settings import Settings
+
+# Settings fields a subcommand may override from its flags.
+_OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "epochs", "batch_size",
+                "learning_rate", "input_size", "width", "workers")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(**{k: v for k in _OVERRIDABLE if (v := getattr(args, k, None)) is not None})
+
+
+def _log(msg: str) -> None:
+    print(f"[galsearch] {msg}", file=sys.stderr, flush=True)
+
+
+def cmd_demo_survey(args: argparse.Namespace) -> None:
+    from survey.generator import generate
+
+    s = _settings(args)
+    t0 = time.perf_counter()
+    catalog = generate(args.n, s.seed, Path(args.out), workers=s.workers)
+    _log(f"wrote {args.n} galaxies to {args.out} ({catalog}) in {time.perf_counter() - t0:.0f} s")
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from embedder.store import REPORT, ingest
+
+    meta = ingest(Path(args.catalog), Path(args.out))
+    _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']} "
+         f"(see {Path(args.out) / REPORT})")
+
+
+def _train(s: Settings, resume: bool) -> Path:
+    from embedder.store import Store
+    from embedder.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                      temperature=s.temperature, input_size=s.input_size, width=s.width, seed=s.seed, device=s.device)
+    t0 = time.perf_counter()
+    path = train(Store(s.workdir / "store"), s.workdir / "model.pt", cfg, resume=resume,
+                 on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
+                                             f"{h['images_per_s']:.0f} images/s"))
+    _log(f"trained encoder -> {path} in {time.perf_counter() - t0:.0f} s")
+    return path
+
+
+def _embed(s: Settings) -> None:
+    from embedder.encode import embed
+    from embedder.store import Store
+    from embedder.train import resolve_device
+
+    t0 = time.perf_counter()
+    out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device))
+    _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
+
+
+def _index(s: Settings) -> None:
+    from index_builder.index import build
+
+    manifest = build(s.workdir)
+    _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']} -> {s.workdir}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _train(_settings(args), args.resume)
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    _embed(_settings(args))
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    _index(_settings(args))
+
+
+def _build(s: Settings, survey: Path, resume: bool = False) -> None:
+    """ingest -> train -> embed -> index; a survey that is already packed (has meta.json) is used in place."""
+    from embedder.store import META, ingest
+
+    s.workdir.mkdir(parents=True, exist_ok=True)
+    store = s.workdir / "store"
+    if (survey / META).exists():
+        if store.resolve() != survey.resolve():
+            store.unlink(missing_ok=True)
+            store.symlink_to(survey.resolve(), target_is_directory=True)
+    else:
+        catalog = survey / "catalog.fits" if survey.is_dir() else survey
+        meta = ingest(catalog, store)
+        _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}")
+    _train(s, resume)
+    _embed(s)
+    _index(s)
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    _build(_settings(args), Path(args.survey), args.resume)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    s = _settings(args)
+    _log(f"serving {s.workdir} at http://{s.host}:{s.port}")
+    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from survey.generator import generate
+
+    s = _settings(args)
+    out = Path(args.out)
+    if not (out / "catalog.fits").exists():
+        generate(args.n, s.seed, out, workers=s.workers)
+    _build(s, out)
+    if not args.no_serve:
+        cmd_serve(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from galsearch.evaluate import evaluate, write
+
+    s = _settings(args)
+    result = evaluate(s.workdir, label_col=args.label_col, seed=s.seed)
+    path = write(result, s.workdir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _log(f"precision@10 {result['precision_at_10']} (pca_pixels "
+             f"{result['baselines']['pca_pixels']['precision_at_10']}, random_init "
+             f"{result['baselines']['random_init']['precision_at_10']}); details in {path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="galsearch", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn, help: str, *, workdir: bool = True, training: bool = False, serving: bool = False):
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        if workdir:
+            sp.add_argument("--workdir", type=Path, help="working directory (default: work/demo)")
+        sp.add_argument("--seed", type=int)
+        if training:
+            sp.add_argument("--epochs", type=int)
+            sp.add_argument("--batch-size", type=int)
+            sp.add_argument("--learning-rate", type=float)
+            sp.add_argument("--input-size", type=int, help="pixels the encoder sees (cutouts are resampled)")
+            sp.add_argument("--width", type=int, help="encoder width; the embedding has 4x this many dimensions")
+            sp.add_argument("--device", help="auto | cpu | cuda")
+            sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+        if serving:
+            sp.add_argument("--host")
+            sp.add_argument("--port", type=int)
+            sp.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite file in the workdir)")
+        return sp
+
+    sp = add("demo-survey", cmd_demo_survey, "generate the synthetic demo survey", workdir=False)
+    sp.add_argument("--n", type=int, default=5000)
+    sp.add_argument("--out", type=Path, default=Path("data/demo"))
+    sp.add_argument("--workers", type=int)
+
+    sp = add("ingest", cmd_ingest, "pack a survey (catalog + cutouts) into a fast array store", workdir=False)
+    sp.add_argument("--catalog", type=Path, required=True)
+    sp.add_argument("--out", type=Path, required=True)
+
+    add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
+    sp = add("embed", cmd_embed, "encode every cutout into an embedding")
+    sp.add_argument("--device", help="auto | cpu | cuda")
+    add("index", cmd_index, "build the FAISS index over the embeddings")
+    sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
+    sp.add_argument("--survey", type=Path, required=True, help="survey folder (catalog.fits + cutouts) or packed store")
+    add("serve", cmd_serve, "serve the gallery and API", serving=True)
+    sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)
+    sp.add_argument("--n", type=int, default=5000)
+    sp.add_argument("--out", type=Path, default=Path("data/demo"))
+    sp.add_argument("--workers", type=int)
+    sp.add_argument("--no-serve", action="store_true", help="stop after building")
+    sp = add("eval", cmd_eval, "precision@10 of the embedding against pixel-PCA and untrained baselines")
+    sp.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    sp.add_argument("--label-col", default="morphology")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        _log(f"error: {exc}")
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

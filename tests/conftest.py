@@ -1,0 +1,55 @@
+"""Shared fixtures: one small demo survey, built once per test session through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from galsearch.cli import main as cli
+
+SMALL_N = 240
+POSTGRES_URL = os.environ.get("GALSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def survey_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("survey")
+    cli(["demo-survey", "--n", str(SMALL_N), "--seed", "3", "--out", str(out), "--workers", "2"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def workdir(survey_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    w = tmp_path_factory.mktemp("work")
+    cli(["build", "--survey", str(survey_dir), "--workdir", str(w), "--epochs", "2", "--batch-size", "64",
+         "--width", "16", "--device", "cpu", "--seed", "1"])
+    return w
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+        with create_engine(POSTGRES_URL).connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'galsearch.db'}"
+    if not postgres_available():
+        pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_URL}; set GALSEARCH_TEST_POSTGRES_URL")
+    from app.db import Base
+
+    engine = create_engine(POSTGRES_URL)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return POSTGRES_URL

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from galsearch.settings import Settings
+
+
+@pytest.fixture()
+def client(workdir: Path, database_url: str) -> TestClient:
+    with TestClient(create_app(Settings(workdir=workdir, database_url=database_url, page_size=24))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def catalog(workdir: Path) -> Table:
+    return Table.read(workdir / "store" / "catalog.fits")
+
+
+def test_gallery_page_uses_local_htmx(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert '<script src="/static/htmx/htmx.min.js"' in r.text
+    assert "http" not in r.text.split("<script")[1].split(">")[0]  # no CDN
+    assert r.text.count('class="thumb"') == 24
+    assert 'hx-get="/gallery?page=2"' in r.text
+    js = client.get("/static/htmx/htmx.min.js")
+    assert js.status_code == 200 and "htmx" in js.text[:2000]
+    assert client.get("/static/app/style.css").status_code == 200
+
+
+def test_gallery_pages_cover_the_survey(client: TestClient, catalog: Table) -> None:
+    seen, page = [], 1
+    while page:
+        body = client.get("/api/galaxies", params={"page": page}).json()
+        seen += [g["id"] for g in body["galaxies"]]
+        page = body["next_page"]
+    assert seen == [str(i) for i in catalog["id"]]
+    assert 'class="more"' in client.get("/gallery", params={"page": 9}).text
+    assert 'class="more"' not in client.get("/gallery", params={"page": 10}).text  # 240 galaxies, 24 a page
+
+
+def test_thumbnail_png_is_cached(client: TestClient, catalog: Table, workdir: Path) -> None:
+    gid = str(catalog["id"][3])
+    r = client.get(f"/galaxies/{gid}/image.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    cached = workdir / "thumbs" / "3.png"
+    assert cached.exists() and cached.read_bytes() == r.content
+    assert client.get(f"/galaxies/{gid}/image.png").content == r.content
+
+
+def test_similar_json(client: TestClient, catalog: Table) -> None:
+    gid = str(catalog["id"][0])
+    r = client.get(f"/galaxies/{gid}/similar", params={"k": 7})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["query"]["id"] == gid and body["query"]["ra"] == pytest.approx(float(catalog["ra"][0]))
+    res = body["results"]
+    assert len(res) == 7 and gid not in [x["id"] for x in res]
+    assert {"id", "ra", "dec", "distance", "similarity"} <= set(res[0])
+    d = [x["distance"] for x in res]
+    assert d == sorted(d) and all(np.isfinite(d))
+
+
+def test_similar_html_for_htmx(client: TestClient, catalog: Table) -> None:
+    gid = str(catalog["id"][5])
+    r = client.get(f"/galaxies/{gid}/similar?k=5", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert f'id="query-id">{gid}<' in r.text
+    assert r.text.count('class="thumb"') == 5
+
+
+def test_galaxy_detail(client: TestClient, catalog: Table) -> None:
+    gid = str(catalog["id"][2])
+    body = client.get(f"/galaxies/{gid}").json()
+    assert str(body["id"]) == gid and body["morphology"] == str(catalog["morphology"][2])
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/galaxies/999999999/similar", 404),
+    ("/galaxies/999999999/image.png", 404),
+    ("/galaxies/nope", 404),
+    ("/galaxies/..%2F..%2Fetc%2Fpasswd/image.png", 422),
+    ("/galaxies/a%20b/similar", 422),
+    ("/galaxies/" + "9" * 65 + "/similar", 422),
+    ("/gallery?page=0", 422),
+    ("/api/galaxies?page=abc", 422),
+])
+def test_bad_input_is_a_4xx_with_a_message(client: TestClient, path: str, status: int) -> None:
+    r = client.get(path)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body.get("detail") or body.get("message")
+
+
+@pytest.mark.parametrize("k", [0, -1, 201, 10**9, "x"])
+def test_k_out_of_range(client: TestClient, catalog: Table, k) -> None:
+    r = client.get(f"/galaxies/{catalog['id'][0]}/similar", params={"k": k})
+    assert r.status_code == 422 and "k" in r.json()["message"]
+
+
+def test_unknown_id_message(client: TestClient) -> None:
+    r = client.get("/galaxies/123abc/similar")
+    assert r.status_code == 404 and "123abc" in r.json()["detail"]
+
+
+def test_path_traversal_never_reaches_files(client: TestClient) -> None:
+    for p in ("/galaxies/../../etc/passwd/image.png", "/galaxies/%2e%2e/image.png", "/static/app/../../pyproject.toml"):
+        r = client.get(p)
+        assert r.status_code in (404, 422), p
+        assert "[project]" not in r.text and "root:" not in r.text
+
+
+def test_openapi_documents_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/galaxies/{galaxy_id}/similar", "/galaxies/{galaxy_id}/image.png", "/api/galaxies"} <= set(paths)
+
+
+def test_database_holds_the_catalog(workdir: Path, database_url: str, catalog: Table) -> None:
+    from sqlalchemy import func, select
+
+    from app.db import Galaxy, init_db, make_engine, sync_galaxies
+
+    sessions = init_db(make_engine(database_url))
+    ids = np.asarray(catalog["id"]).astype(str)
+    assert sync_galaxies(sessions, catalog, ids) is True
+    assert sync_galaxies(sessions, catalog, ids) is False  # same survey: not reloaded
+    with sessions() as s:
+        assert s.scalar(select(func.count(Galaxy.id))) == len(catalog)
+        g = s.get(Galaxy, ids[4])
+        assert g.row == 4 and g.ra == pytest.approx(float(catalog["ra"][4]))
+    assert sync_galaxies(sessions, catalog[:50], ids[:50]) is True  # another survey replaces the rows
+    with sessions() as s:
+        assert s.scalar(select(func.count(Galaxy.id))) == 50

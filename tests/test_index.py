@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index_builder.index import IndexMismatchError, build, exact_knn, load
+
+
+def test_exact_knn_excludes_self() -> None:
+    x = np.eye(5, dtype=np.float32)
+    x[1] = x[0] * 0.9 + x[1] * 0.1
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    _, rows = exact_knn(x, 2)
+    assert rows.shape == (5, 2)
+    assert all(i not in rows[i] for i in range(5))
+    assert rows[0, 0] == 1 and rows[1, 0] == 0
+
+
+def test_round_trip_and_similar(workdir: Path) -> None:
+    index = load(workdir)
+    assert index.manifest["count"] == len(index.ids) == index.index.ntotal
+    gid = str(index.ids[10])
+    hits = index.similar(gid, 15)
+    assert len(hits) == 15 and gid not in [h[0] for h in hits]
+    sims = [h[1] for h in hits]
+    assert sims == sorted(sims, reverse=True) and all(-1.001 <= s <= 1.001 for s in sims)
+    # FAISS agrees with brute-force cosine similarity.
+    v = np.asarray(index.vectors)
+    brute = np.argsort(-(v @ v[10]))[1:16]
+    assert [h[0] for h in hits][:5] == [str(index.ids[i]) for i in brute[:5]]
+
+
+def _copy(workdir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "w"
+    shutil.copytree(workdir, dst, symlinks=True, ignore=shutil.ignore_patterns("thumbs", "*.db*"))
+    return dst
+
+
+def test_mismatched_manifest_is_a_clear_error(workdir: Path, tmp_path: Path) -> None:
+    w = _copy(workdir, tmp_path)
+    manifest = json.loads((w / "manifest.json").read_text())
+    (w / "manifest.json").write_text(json.dumps({**manifest, "model_sha256": "0" * 64}))
+    with pytest.raises(IndexMismatchError, match="another model"):
+        load(w)
+    build(w)
+    load(w)
+    with pytest.raises(IndexMismatchError, match="current model"):
+        load(w, expected_model_sha256="f" * 64)
+
+
+def test_embeddings_changed_after_indexing(workdir: Path, tmp_path: Path) -> None:
+    w = _copy(workdir, tmp_path)
+    emb = np.load(w / "embeddings.npy")
+    np.save(w / "embeddings.npy", emb[:-3])
+    info = json.loads((w / "embeddings.json").read_text())
+    (w / "embeddings.json").write_text(json.dumps({**info, "count": len(emb) - 3}))
+    with pytest.raises(IndexMismatchError, match="counts differ"):
+        load(w)
+
+
+def test_missing_files_name_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="galsearch"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="embed"):
+        build(tmp_path)

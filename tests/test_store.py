@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from embedder.store import IngestError, Store, ingest
+
+
+@pytest.fixture()
+def damaged_survey(survey_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of 12 demo galaxies with one missing, one corrupt, one all-NaN, one wrong-shape and one part-NaN."""
+    cat = Table.read(survey_dir / "catalog.fits")[:12]
+    root = tmp_path / "survey"
+    (root / "cutouts").mkdir(parents=True)
+    cat["file"] = [f"cutouts/{r['id']}.fits" for r in cat]
+    src = Table.read(survey_dir / "catalog.fits")[:12]
+    for r, s in zip(cat, src):
+        fits.writeto(root / r["file"], fits.getdata(survey_dir / s["file"], int(s["hdu"])))
+    cat["hdu"] = 0
+    ids = [str(i) for i in cat["id"]]
+    (root / cat[0]["file"]).unlink()
+    (root / cat[1]["file"]).write_bytes(b"SIMPLE  = this is not a FITS file")
+    fits.writeto(root / cat[2]["file"], np.full((3, 64, 64), np.nan, np.float32), overwrite=True)
+    fits.writeto(root / cat[3]["file"], np.zeros((3, 32, 32), np.float32), overwrite=True)
+    part = fits.getdata(root / cat[4]["file"]).copy()
+    part[0, :5] = np.nan
+    fits.writeto(root / cat[4]["file"], part, overwrite=True)
+    cat.write(root / "catalog.fits")
+    return root, {"missing": ids[0], "corrupt": ids[1], "nan": ids[2], "shape": ids[3], "partnan": ids[4]}
+
+
+def test_ingest_skips_and_reports_bad_records(damaged_survey, tmp_path: Path) -> None:
+    root, ids = damaged_survey
+    meta = ingest(root / "catalog.fits", tmp_path / "store", progress=False)
+    assert meta["count"] == 8 and meta["skipped"] == 4
+    with open(tmp_path / "store" / "ingest_report.csv") as fh:
+        report = {r["id"]: r["reason"] for r in csv.DictReader(fh)}
+    assert set(report) == {ids["missing"], ids["corrupt"], ids["nan"], ids["shape"]}
+    assert report[ids["missing"]] == "missing file"
+    assert "unreadable" in report[ids["corrupt"]]
+    assert "finite" in report[ids["nan"]]
+    assert "shape" in report[ids["shape"]]
+    store = Store(tmp_path / "store")
+    assert store.images.shape == (8, 3, 64, 64)
+    assert np.isfinite(store.images).all()
+    assert ids["partnan"] in set(store.ids)
+    assert list(store.ids) == [i for i in store.ids if i not in report]
+    assert store.bands == ["band0", "band1", "band2"]  # no BANDS header in these files
+
+
+def test_store_matches_source_pixels(survey_dir: Path, tmp_path: Path) -> None:
+    ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False)
+    store = Store(tmp_path / "s")
+    row = store.catalog[7]
+    assert np.array_equal(store.images[7], fits.getdata(survey_dir / row["file"], int(row["hdu"])))
+    assert store.bands == ["g", "r", "z"]
+    assert all(0 < s < 1 for s in store.noise)
+
+
+def test_ingest_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="not found"):
+        ingest(tmp_path / "nope.fits", tmp_path / "o")
+    Table({"id": [1], "ra": [1.0]}).write(tmp_path / "c.fits")
+    with pytest.raises(IngestError, match="file"):
+        ingest(tmp_path / "c.fits", tmp_path / "o")
+    Table({"id": [1], "file": ["missing.fits"]}).write(tmp_path / "d.fits")
+    with pytest.raises(IngestError, match="no usable"):
+        ingest(tmp_path / "d.fits", tmp_path / "o", progress=False)
+    shutil.rmtree(tmp_path / "o")
