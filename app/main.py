@@ -4,7 +4,6 @@ The index, store and database are opened once in ``create_app``; route handlers 
 FastAPI runs them in its threadpool and a slow query never blocks the event loop.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +29,19 @@ GalaxyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.+\-]{1,64}$", descrip
 
 def _galaxy_json(g: Galaxy) -> dict:
     return {"id": g.id, "ra": g.ra, "dec": g.dec}
+
+
+def _json_scalar(value: object) -> object:
+    """A catalog cell as JSON: masked or non-finite values become null, numpy scalars plain Python."""
+    if value is np.ma.masked:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -90,8 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def galaxy(galaxy_id: GalaxyId) -> dict:
         g = galaxy_or_404(galaxy_id)
         row = store.catalog[g.row]
-        return {name: (row[name].item() if isinstance(row[name], np.generic) else row[name])
-                for name in store.catalog.colnames if np.ndim(row[name]) == 0}
+        return {name: _json_scalar(row[name]) for name in store.catalog.colnames if np.ndim(row[name]) == 0}
 
     @app.get("/galaxies/{galaxy_id}/image.png", summary="Colour thumbnail (asinh / Lupton composite)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})

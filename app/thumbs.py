@@ -22,7 +22,8 @@ def render_png(cutout: np.ndarray, noise: np.ndarray, size: int = 128) -> bytes:
     else:
         b = g = r = img[0]
     scale = float(np.mean(noise)) if np.mean(noise) > 0 else 1.0
-    rgb = make_lupton_rgb(r / scale, g / scale, b / scale, minimum=0.0, stretch=6.0, Q=8)
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-zero pixels: astropy maps 0/0 to black itself
+        rgb = make_lupton_rgb(r / scale, g / scale, b / scale, minimum=0.0, stretch=6.0, Q=8)
     out = io.BytesIO()
     Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(out, format="PNG", optimize=True)
     return out.getvalue()

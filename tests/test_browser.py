@@ -55,7 +55,7 @@ def page(tmp_path_factory: pytest.TempPathFactory):
 def test_click_a_galaxy_shows_its_neighbours(server: str, page) -> None:
     page.goto(server + "/")
     thumbs = page.locator("#gallery .thumb")
-    assert thumbs.count() == 24
+    assert thumbs.count() >= 24
     first = thumbs.nth(0)
     gid = first.get_attribute("data-id")
     assert page.evaluate("typeof htmx") == "object"
@@ -76,6 +76,8 @@ def test_click_a_galaxy_shows_its_neighbours(server: str, page) -> None:
 
 def test_infinite_scroll_loads_more(server: str, page) -> None:
     page.goto(server + "/")
-    assert page.locator("#gallery .thumb").count() == 24
+    page.wait_for_load_state("networkidle")
+    shown = page.locator("#gallery .thumb").count()
+    assert shown >= 24  # the first page, plus any pages needed to fill the window
     page.locator("#gallery .more").scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelectorAll('#gallery .thumb').length >= 48")
+    page.wait_for_function(f"document.querySelectorAll('#gallery .thumb').length >= {shown + 24}")
