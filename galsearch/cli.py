@@ -124,9 +124,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from survey.generator import generate
 
+    from astropy.table import Table
+
     s = _settings(args)
     out = Path(args.out)
-    if not (out / "catalog.fits").exists():
+    catalog = out / "catalog.fits"
+    existing = Table.read(catalog) if catalog.exists() else None
+    if existing is not None and len(existing) == args.n and existing.meta.get("SEED") == s.seed:
+        _log(f"reusing the demo survey in {out}")
+    else:
         generate(args.n, s.seed, out, workers=s.workers)
     _build(s, out)
     if not args.no_serve:
