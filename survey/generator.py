@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,17 +177,11 @@ def generate(n: int, seed: int, out: Path, workers: int | None = None, progress:
     tasks = [(i // CHUNK, specs[i : i + CHUNK], seed, str(out)) for i in range(0, n, CHUNK)]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
     rows: list[dict] = []
-    with tqdm(total=n, desc="demo survey", unit="gal", disable=not progress) as bar:
-        if workers == 1:
-            results = map(_write_chunk, tasks)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(_write_chunk, tasks)
-        for chunk_rows in results:
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    with tqdm(total=n, desc="demo survey", unit="gal", disable=not progress) as bar, pool or nullcontext():
+        for chunk_rows in (pool.map if pool else map)(_write_chunk, tasks):
             rows.extend(chunk_rows)
             bar.update(len(chunk_rows))
-        if workers != 1:
-            pool.shutdown()
     table = Table(rows=rows, names=list(rows[0]))
     table.meta.update({"SURVEY": "galsearch demo", "SEED": seed, "BANDS": ",".join(BANDS), "PIXSCALE": PIXEL_SCALE})
     table["ra"].unit = table["dec"].unit = "deg"
