@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.thumbs import ThumbnailCache
-from embedder.model import file_sha256
+from embedder.checksum import file_sha256
 from embedder.store import Store
 from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
 from galsearch.settings import Settings

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from embedder.model import Encoder, file_sha256, load_encoder
+from embedder.checksum import file_sha256
+from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
 

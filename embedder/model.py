@@ -6,7 +6,6 @@ no early max-pool, so a 32-64 px cutout keeps its spatial detail in the stem.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -61,14 +60,6 @@ class ProjectionHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_encoder(path: Path, device: torch.device | str = "cpu") -> tuple[Encoder, dict]:

@@ -138,3 +138,13 @@ def test_database_holds_the_catalog(workdir: Path, database_url: str, catalog: T
     assert sync_galaxies(sessions, catalog[:50], ids[:50]) is True  # another survey replaces the rows
     with sessions() as s:
         assert s.scalar(select(func.count(Galaxy.id))) == 50
+
+
+def test_app_does_not_import_training_code() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, app.main; bad = [m for m in ('torch', 'embedder.train', 'embedder.model') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
