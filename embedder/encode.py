@@ -61,7 +61,7 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
     del out
     tmp.replace(workdir / EMBEDDINGS)
     np.save(workdir / IDS, store.ids)
-    info = {"model_sha256": file_sha256(checkpoint), "dim": int(cfg["width"] * 4), "count": len(store),
+    info = {"model_sha256": file_sha256(checkpoint), "dim": encoder.dim, "count": len(store),
             "normalised": True, "tta": "dihedral8"}
     (workdir / INFO).write_text(json.dumps(info, indent=2))
     return workdir / EMBEDDINGS
