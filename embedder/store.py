@@ -78,32 +78,33 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True) -> dict:
     tmp = out / (IMAGES + ".partial")
     for row in tqdm(order, desc="ingest", unit="gal", disable=not progress):
         rec = table[int(row)]
+        record = (str(rec["id"]), str(rec["file"]))  # how the ingest report names this row
         hdu = int(rec["hdu"]) if "hdu" in table.colnames else 0
         path = root / str(rec["file"])
         try:
             img, header = _read_cutout(path, hdu, cache)
         except FileNotFoundError:
-            bad.append((str(rec["id"]), str(rec["file"]), "missing file"))
+            bad.append((*record, "missing file"))
             continue
         except (OSError, IndexError, ValueError, TypeError) as exc:
             cache.clear()
-            bad.append((str(rec["id"]), str(rec["file"]), f"unreadable: {exc}"))
+            bad.append((*record, f"unreadable: {exc}"))
             continue
         if img.ndim == 2:
             img = img[None]
         if shape is None:
             if img.ndim != 3:
-                bad.append((str(rec["id"]), str(rec["file"]), f"wrong shape {img.shape}"))
+                bad.append((*record, f"wrong shape {img.shape}"))
                 continue
             shape = img.shape
             bands = _bands_from(header, shape[0])
             images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(table), *shape))
         if img.shape != shape:
-            bad.append((str(rec["id"]), str(rec["file"]), f"wrong shape {img.shape}, expected {shape}"))
+            bad.append((*record, f"wrong shape {img.shape}, expected {shape}"))
             continue
         finite = np.isfinite(img)
         if not finite.any():
-            bad.append((str(rec["id"]), str(rec["file"]), "no finite pixel"))
+            bad.append((*record, "no finite pixel"))
             continue
         if not finite.all():
             img = np.where(finite, img, 0.0).astype(np.float32)
