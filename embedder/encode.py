@@ -2,11 +2,17 @@
 
 Embeddings are averaged over the eight 90-degree rotations and flips of each cutout: a galaxy seen upside
 down is the same galaxy, and averaging makes the embedding exactly invariant to those symmetries.
+
+The job streams the packed store through the encoder chunk by chunk into a memory-mapped file, recording
+after each chunk how far it got: memory stays bounded whatever the survey size, and a killed job resumes
+where it stopped. An optional PCA (Walmsley et al. 2022 search in 10-40 PCA components) reduces the vectors
+the index will search; the full ones are kept beside them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +21,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from embedder.checksum import file_sha256
+from embedder.files import (
+    EMBED_PROGRESS,
+    EMBEDDING_IDS,
+    EMBEDDING_INFO,
+    EMBEDDINGS,
+    EMBEDDINGS_FULL,
+    PCA_FILE,
+)
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
 
-EMBEDDINGS = "embeddings.npy"
-IDS = "embedding_ids.npy"
-INFO = "embeddings.json"
+CHUNK_ROWS = 16_384
+PCA_FIT_MAX = 50_000
 
 
 def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
@@ -31,8 +44,9 @@ def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
 @torch.no_grad()
 def encode_array(encoder: Encoder, images: np.ndarray, noise: np.ndarray, input_size: int,
                  device: torch.device, batch_size: int = 512, out: np.ndarray | None = None,
-                 progress: bool = False) -> np.ndarray:
-    """Embed ``images`` (N, C, H, W flux) batch by batch into ``out`` (or a new array); rows L2-normalised."""
+                 progress: bool = False, normalise: bool = True) -> np.ndarray:
+    """Embed ``images`` (N, C, H, W flux) batch by batch into ``out`` (or a new array); rows L2-normalised
+    unless ``normalise`` is False."""
     encoder.eval()
     n = images.shape[0]
     out = np.empty((n, encoder.dim), np.float32) if out is None else out
@@ -42,26 +56,85 @@ def encode_array(encoder: Encoder, images: np.ndarray, noise: np.ndarray, input_
         x = to_model_input(x, noise_t, input_size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             h = torch.stack([encoder(v).float() for v in dihedral_views(x)]).mean(0)
-        out[start : start + len(x)] = F.normalize(h, dim=1).cpu().numpy()
+        out[start : start + len(x)] = (F.normalize(h, dim=1) if normalise else h).cpu().numpy()
     return out
 
 
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
 def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, batch_size: int = 512,
-          progress: bool = True) -> Path:
-    """Write ``embeddings.npy`` (memmap, filled in chunks), ``embedding_ids.npy`` and ``embeddings.json``."""
+          progress: bool = True, pca_dim: int = 0, chunk_rows: int = CHUNK_ROWS,
+          on_chunk: Callable[[int, int], None] | None = None) -> Path:
+    """Write ``embeddings.npy``, ``embedding_ids.npy`` and ``embeddings.json`` into ``workdir``.
+
+    ``on_chunk(start, end)`` is called after each chunk is safely on disk. A previous run of the same model
+    on the same survey that was interrupted is continued from its last finished chunk.
+    """
     encoder, cfg = load_encoder(checkpoint, device)
     workdir = Path(workdir)
-    if cfg["in_channels"] != store.meta["shape"][0]:
-        raise ValueError(f"encoder expects {cfg['in_channels']} bands, survey has {store.meta['shape'][0]}")
-    tmp = workdir / (EMBEDDINGS + ".partial")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(store), encoder.dim))
-    encode_array(encoder, store.images, np.asarray(cfg["noise"]), cfg["input_size"], device, batch_size, out,
-                 progress)
-    out.flush()
+    n, bands = len(store), store.meta["shape"][0]
+    if n == 0:
+        raise ValueError("the survey is empty: nothing to embed")
+    if cfg["in_channels"] != bands:
+        raise ValueError(f"checkpoint {checkpoint} was trained on {cfg['in_channels']} bands but the survey has "
+                         f"{bands} ({', '.join(store.bands)}); train a model on this survey")
+    if pca_dim < 0 or pca_dim > encoder.dim:
+        raise ValueError(f"--pca must be between 1 and the embedding dimension {encoder.dim} (0 = off)")
+    sha = file_sha256(checkpoint)
+    tmp, state_path = workdir / (EMBEDDINGS_FULL + ".partial"), workdir / EMBED_PROGRESS
+    state = {"model_sha256": sha, "count": n, "dim": encoder.dim, "done": 0}
+    saved = json.loads(state_path.read_text()) if state_path.exists() else {}
+    if tmp.exists() and {k: saved.get(k) for k in ("model_sha256", "count", "dim")} == {
+        k: state[k] for k in ("model_sha256", "count", "dim")
+    }:
+        state["done"] = int(saved["done"])
+        out = np.load(tmp, mmap_mode="r+")
+    else:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, encoder.dim))
+    noise = np.asarray(cfg["noise"])
+    for start in tqdm(range(state["done"], n, chunk_rows), desc="embed", unit="chunk", disable=not progress):
+        end = min(n, start + chunk_rows)
+        encode_array(encoder, store.images[start:end], noise, cfg["input_size"], device, batch_size, out[start:end])
+        out.flush()
+        _write_json(state_path, {**state, "done": end})
+        if on_chunk is not None:
+            on_chunk(start, end)
     del out
-    tmp.replace(workdir / EMBEDDINGS)
-    np.save(workdir / IDS, store.ids)
-    info = {"model_sha256": file_sha256(checkpoint), "dim": encoder.dim, "count": len(store),
-            "normalised": True, "tta": "dihedral8"}
-    (workdir / INFO).write_text(json.dumps(info, indent=2))
+    info = {"model_sha256": sha, "dim": encoder.dim, "count": n, "normalised": True, "tta": "dihedral8",
+            "pca": None}
+    for stale in (EMBEDDINGS_FULL, PCA_FILE):
+        (workdir / stale).unlink(missing_ok=True)
+    if pca_dim:
+        tmp.replace(workdir / EMBEDDINGS_FULL)
+        info["pca"] = reduce_with_pca(workdir, pca_dim, chunk_rows)
+        info["dim"], info["full_dim"] = pca_dim, encoder.dim
+    else:
+        tmp.replace(workdir / EMBEDDINGS)
+    np.save(workdir / EMBEDDING_IDS, store.ids)
+    _write_json(workdir / EMBEDDING_INFO, info)
+    state_path.unlink(missing_ok=True)
     return workdir / EMBEDDINGS
+
+
+def reduce_with_pca(workdir: Path, dim: int, chunk_rows: int = CHUNK_ROWS, seed: int = 0) -> dict:
+    """Project ``embeddings_full.npy`` onto its first ``dim`` principal components (re-normalised) into
+    ``embeddings.npy``; the fitted PCA goes to ``pca.npz`` so new cutouts can be projected the same way."""
+    from sklearn.decomposition import PCA
+
+    full = np.load(workdir / EMBEDDINGS_FULL, mmap_mode="r")
+    n = len(full)
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(n, PCA_FIT_MAX), replace=False))
+    pca = PCA(n_components=min(dim, len(rows)), random_state=seed).fit(full[rows])
+    out = np.lib.format.open_memmap(workdir / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(n, pca.n_components_))
+    for start in range(0, n, chunk_rows):
+        z = pca.transform(full[start : start + chunk_rows])
+        out[start : start + len(z)] = z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)
+    out.flush()
+    np.savez(workdir / PCA_FILE, mean=pca.mean_, components=pca.components_,
+             explained_variance_ratio=pca.explained_variance_ratio_)
+    return {"components": int(pca.n_components_),
+            "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)}

@@ -34,9 +34,10 @@ class BasicBlock(nn.Module):
 class Encoder(nn.Module):
     """Cutout (B, bands, size, size) -> representation (B, 4*width)."""
 
-    def __init__(self, in_channels: int, width: int = 32) -> None:
+    def __init__(self, in_channels: int, width: int = 32, stem_stride: int = 1) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU())
         self.stages = nn.Sequential(
             # Downsampling from the first block: a full-resolution stage costs 4x the compute on a CPU
             # for little gain on 32 px inputs.
@@ -66,6 +67,6 @@ def load_encoder(path: Path, device: torch.device | str = "cpu") -> tuple[Encode
     """Rebuild the encoder from a checkpoint written by ``train``; returns it in eval mode with its config."""
     ckpt = torch.load(path, map_location=device, weights_only=False)
     cfg = ckpt["config"]
-    enc = Encoder(cfg["in_channels"], cfg["width"])
+    enc = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
     enc.load_state_dict(ckpt["encoder"])
     return enc.to(device).eval(), cfg

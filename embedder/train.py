@@ -1,36 +1,48 @@
-"""Contrastive self-supervised training (SimCLR / NT-Xent, as in Hayat et al. 2021) on the survey itself.
+"""Contrastive self-supervised training on the survey itself (Hayat et al. 2021): MoCo v2 or SimCLR.
 
-No labels are read. Each step draws two augmented views of every galaxy in a batch and pulls their
-representations together while pushing apart those of other galaxies.
+No morphological label is read. Each step draws two augmented views of every galaxy in a batch and pulls their
+representations together while pushing apart those of other galaxies; optionally an auxiliary head also
+regresses catalog properties (magnitudes, colours, size) from the representation.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from embedder.augment import augment
-from embedder.model import Encoder, ProjectionHead
+from embedder.model import Encoder
+from embedder.objectives import METHODS, MoCo
+from embedder.pretext import pretext_columns, pretext_targets
 from embedder.preprocess import to_model_input
 from embedder.store import Store
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    method: str = "simclr"  # simclr | moco
     epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 2e-3
     temperature: float = 0.2
     input_size: int = 32
     width: int = 32
+    stem_stride: int = 1
+    queue_size: int = 4096  # MoCo negatives (capped below the survey size)
+    momentum: float = 0.99  # MoCo key-encoder EMA
+    pretext: str = ""  # "" = off, "auto" or comma-separated catalog columns
+    pretext_weight: float = 0.5
+    compile: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -43,26 +55,51 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Normalised-temperature cross entropy: each view must pick its partner among the 2B-1 others."""
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = z @ z.T / temperature
-    sim.fill_diagonal_(float("-inf"))
-    b = z1.shape[0]
-    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
-    return F.cross_entropy(sim, target)
-
-
 def _batches(n: int, batch_size: int, g: torch.Generator) -> list[np.ndarray]:
     perm = torch.randperm(n, generator=g).numpy()
     # Drop the ragged last batch: BatchNorm and the contrastive loss want full, equal-size batches.
     return [np.sort(perm[i : i + batch_size]) for i in range(0, n - batch_size + 1, batch_size)] or [np.sort(perm)]
 
 
+def load_batches(images: np.ndarray, batches: list[np.ndarray], device: torch.device) -> Iterator[torch.Tensor]:
+    """Yield each batch on ``device``, reading the next one from the memmap while the current one trains.
+
+    On a GPU the host copy is pinned so the transfer overlaps compute (``non_blocking``).
+    """
+    pin = device.type == "cuda"
+
+    def read(idx: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(images[idx]))
+        return x.pin_memory() if pin else x
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, batches[0]) if batches else None
+        for i in range(len(batches)):
+            x = pending.result()
+            pending = pool.submit(read, batches[i + 1]) if i + 1 < len(batches) else None
+            yield x.to(device, non_blocking=pin)
+
+
 def _save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # atomic: a killed job never leaves a half-written checkpoint
+
+
+def _resumable(settings: dict) -> dict:
+    """The settings a resumed run must share with the checkpoint (where it runs and how may change)."""
+    return {k: v for k, v in settings.items() if k not in ("device", "compile")}
+
+
+def build_objective(cfg: TrainConfig, bands: int, n: int) -> nn.Module:
+    encoder = Encoder(bands, cfg.width, cfg.stem_stride)
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    if cfg.method == "moco":
+        # A queue longer than the survey would hold keys of the very galaxy being queried.
+        queue = max(cfg.batch_size, min(cfg.queue_size, n // 2))
+        return MoCo(encoder, cfg.temperature, queue_size=queue, momentum=cfg.momentum)
+    return METHODS[cfg.method](encoder, cfg.temperature)
 
 
 def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True,
@@ -74,9 +111,17 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     n = len(store)
+    if n < 2:
+        raise ValueError(f"contrastive training needs at least 2 galaxies; the survey has {n}")
     bands = store.meta["shape"][0]
-    encoder, head = Encoder(bands, cfg.width), ProjectionHead(4 * cfg.width)
-    params = list(encoder.parameters()) + list(head.parameters())
+    objective = build_objective(cfg, bands, n)
+    aux_names: list[str] = []
+    targets = None
+    if cfg.pretext:
+        y, aux_names = pretext_targets(store.catalog, pretext_columns(store.catalog, cfg.pretext))
+        targets = torch.from_numpy(y)
+    aux = nn.Linear(objective.encoder.dim, len(aux_names)) if aux_names else None
+    params = [p for p in objective.parameters() if p.requires_grad] + (list(aux.parameters()) if aux else [])
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-4)
     batch_size = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // batch_size)
@@ -88,32 +133,43 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     out = Path(out)
     if resume and out.exists():
         ckpt = torch.load(out, map_location="cpu", weights_only=False)
-        encoder.load_state_dict(ckpt["encoder"])
-        head.load_state_dict(ckpt["head"])
+        if _resumable(ckpt["config"].get("train", {})) != _resumable(asdict(cfg)):
+            raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
+        objective.load_state_dict(ckpt["objective"])
+        if aux is not None:
+            aux.load_state_dict(ckpt["aux"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, history = ckpt["epoch"], ckpt["history"]
-    encoder.to(device).train()
-    head.to(device).train()
-    encoder.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and GPU alike
+    objective.to(device).train()
+    objective.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and GPU alike
+    if aux is not None:
+        aux.to(device)
+    step = torch.compile(objective) if cfg.compile else objective
     noise = torch.from_numpy(store.noise).to(device)
-    images = store.images
-    config = {"in_channels": bands, "width": cfg.width, "input_size": cfg.input_size, "noise": store.noise.tolist(),
-              "bands": store.bands, "seed": cfg.seed, "epochs": cfg.epochs, "temperature": cfg.temperature}
+    config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride,
+              "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
+              "pretext_targets": aux_names, "train": asdict(cfg)}
     for epoch in range(start_epoch, cfg.epochs):
         # Seeded per epoch so that a resumed run draws exactly the batches an uninterrupted one would.
         g_data = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         g_aug = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + epoch + 1)
-        losses, t0, seen = [], time.perf_counter(), 0
-        bar = tqdm(_batches(n, batch_size, g_data), desc=f"train {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress)
-        for idx in bar:
-            x = torch.from_numpy(np.ascontiguousarray(images[idx])).to(device, non_blocking=True)
+        torch.manual_seed(cfg.seed * 1000 + epoch + 2)  # MoCo's key shuffle
+        losses, aux_losses, t0, seen = [], [], time.perf_counter(), 0
+        batches = _batches(n, batch_size, g_data)
+        bar = tqdm(zip(batches, load_batches(store.images, batches, device)), total=len(batches),
+                   desc=f"train {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress)
+        for idx, x in bar:
             views = [to_model_input(augment(x, noise, g_aug), noise, cfg.input_size) for _ in range(2)]
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                z1, z2 = (head(encoder(v)) for v in views)
-            loss = nt_xent(z1, z2, cfg.temperature)
+                loss, h = step(*views)
+                if aux is not None:
+                    y = targets[idx].to(device)
+                    known = torch.isfinite(y)
+                    aux_loss = F.mse_loss(aux(h).float()[known], y[known]) if known.any() else h.sum() * 0
+                    loss = loss + cfg.pretext_weight * aux_loss
+                    aux_losses.append(aux_loss.item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -121,9 +177,13 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
             losses.append(loss.item())
             seen += len(idx)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                        "images_per_s": seen / (time.perf_counter() - t0)})
-        _save(out, {"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+        summary = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                   "images_per_s": seen / (time.perf_counter() - t0)}
+        if aux_losses:
+            summary["pretext_loss"] = float(np.mean(aux_losses))
+        history.append(summary)
+        _save(out, {"encoder": objective.encoder.state_dict(), "objective": objective.state_dict(),
+                    "aux": aux.state_dict() if aux is not None else None, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history, "config": config})
         if on_epoch_end is not None:
             on_epoch_end(history[-1])

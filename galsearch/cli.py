@@ -16,8 +16,8 @@ from pathlib import Path
 from galsearch.settings import Settings
 
 # Settings fields a subcommand may override from its flags.
-_OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "epochs", "batch_size",
-                "learning_rate", "input_size", "width", "workers")
+_OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
+                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "workers")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -47,10 +47,12 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 def _train(s: Settings, resume: bool) -> Path:
     from embedder.store import Store
-    from embedder.train import TrainConfig, train
+    from embedder.train import TrainConfig, resolve_device, train
 
-    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
-                      temperature=s.temperature, input_size=s.input_size, width=s.width, seed=s.seed, device=s.device)
+    epochs = s.resolved_epochs(resolve_device(s.device).type)
+    cfg = TrainConfig(method=s.method, epochs=epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                      temperature=s.temperature, input_size=s.input_size, width=s.width, stem_stride=s.stem_stride,
+                      pretext=s.pretext, compile=s.compile, seed=s.seed, device=s.device)
     t0 = time.perf_counter()
     path = train(Store(s.workdir / "store"), s.workdir / "model.pt", cfg, resume=resume,
                  on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
@@ -65,7 +67,8 @@ def _embed(s: Settings) -> None:
     from embedder.train import resolve_device
 
     t0 = time.perf_counter()
-    out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device))
+    out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device),
+                pca_dim=s.pca)
     _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -122,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from survey.generator import generate
+    from survey.generator import VERSION, generate
 
     from astropy.table import Table
 
@@ -130,7 +133,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     catalog = out / "catalog.fits"
     existing = Table.read(catalog) if catalog.exists() else None
-    if existing is not None and len(existing) == args.n and existing.meta.get("SEED") == s.seed:
+    if existing is not None and (len(existing), existing.meta.get("SEED"), existing.meta.get("GENVER")) == (
+        args.n, s.seed, VERSION
+    ):
         _log(f"reusing the demo survey in {out}")
     else:
         generate(args.n, s.seed, out, workers=s.workers)
@@ -143,14 +148,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from galsearch.evaluate import evaluate, write
 
     s = _settings(args)
-    result = evaluate(s.workdir, label_col=args.label_col, seed=s.seed)
+    result = evaluate(s.workdir, label_col=args.label_col, seed=s.seed, supervised_epochs=args.supervised_epochs,
+                      device=s.device, figure=not args.no_figure, map_method=args.map)
     path = write(result, s.workdir)
     if args.json:
         print(json.dumps(result))
-    else:
-        _log(f"precision@10 {result['precision_at_10']} (pca_pixels "
-             f"{result['baselines']['pca_pixels']['precision_at_10']}, random_init "
-             f"{result['baselines']['random_init']['precision_at_10']}); details in {path}")
+        return
+    b = result["baselines"]
+    for name, r in [("learned", result), ("pca_pixels", b["pca_pixels"]), ("random_init", b["random_init"]),
+                    ("supervised_scratch", b["supervised_scratch"])]:
+        near = f"p@10 {r['precision_at_10']:.3f}  p@50 {r['precision_at_50']:.3f}  " if "precision_at_10" in r else ""
+        probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())
+        _log(f"{name:>18}: {near:<30}linear probe {probe}")
+    _log(f"rare-class recall@50: {result['rare_recall_at_50']}; details in {path}"
+         + (f", figure {s.workdir / result['figure']}" if "figure" in result else ""))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,11 +175,15 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--workdir", type=Path, help="working directory (default: work/demo)")
         sp.add_argument("--seed", type=int)
         if training:
-            sp.add_argument("--epochs", type=int)
+            sp.add_argument("--method", choices=["simclr", "moco"], help="contrastive objective (default simclr)")
+            sp.add_argument("--epochs", type=int, help="default: 12 on a CPU, 200 on a GPU")
             sp.add_argument("--batch-size", type=int)
             sp.add_argument("--learning-rate", type=float)
             sp.add_argument("--input-size", type=int, help="pixels the encoder sees (cutouts are resampled)")
             sp.add_argument("--width", type=int, help="encoder width; the embedding has 4x this many dimensions")
+            sp.add_argument("--stem-stride", type=int, choices=[1, 2], help="2 halves the resolution in the stem")
+            sp.add_argument("--pretext", help="regress catalog columns too: 'auto' (mag_*, size) or 'col1,col2'")
+            sp.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
             sp.add_argument("--device", help="auto | cpu | cuda")
             sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
         if serving:
@@ -187,20 +202,27 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, required=True)
 
     add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
-    sp = add("embed", cmd_embed, "encode every cutout into an embedding")
+    sp = add("embed", cmd_embed, "encode every cutout into an embedding (resumes an interrupted run)")
     sp.add_argument("--device", help="auto | cpu | cuda")
+    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     add("index", cmd_index, "build the FAISS index over the embeddings")
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
     sp.add_argument("--survey", type=Path, required=True, help="survey folder (catalog.fits + cutouts) or packed store")
+    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     add("serve", cmd_serve, "serve the gallery and API", serving=True)
     sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)
     sp.add_argument("--n", type=int, default=5000)
     sp.add_argument("--out", type=Path, default=Path("data/demo"))
     sp.add_argument("--workers", type=int)
     sp.add_argument("--no-serve", action="store_true", help="stop after building")
-    sp = add("eval", cmd_eval, "precision@10 of the embedding against pixel-PCA and untrained baselines")
+    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
+    sp = add("eval", cmd_eval, "score the embedding on labels against pixel-PCA, untrained and supervised baselines")
     sp.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    sp.add_argument("--label-col", default="morphology")
+    sp.add_argument("--label-col", default="morphology", help="catalog column holding the labels")
+    sp.add_argument("--device", help="auto | cpu | cuda (for the supervised baseline)")
+    sp.add_argument("--supervised-epochs", type=int, default=30, help="epochs of the supervised-from-scratch CNN")
+    sp.add_argument("--map", choices=["auto", "umap", "tsne"], default="auto", help="2-D map method for the figure")
+    sp.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
     return p
 
 

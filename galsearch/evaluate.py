@@ -1,14 +1,18 @@
-"""``galsearch eval``: how well the embedding groups galaxies that share a label, against two baselines.
+"""``galsearch eval``: how well the embedding groups galaxies that share a label, against three yardsticks.
 
-precision@k = fraction of a galaxy's k nearest neighbours (itself excluded) with its label, averaged over all
-galaxies. Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched
-pixels to the embedding's dimension, Euclidean) and ``random_init`` (the same encoder architecture, untrained,
-encoded the same way) — a learned embedding has to beat both to be worth its training.
+For the learned embedding and each baseline: precision@10 and @50 (share of a galaxy's nearest neighbours,
+itself excluded, with its label), rare-class recall@50, and a linear probe (logistic regression on the frozen
+vectors) trained with 1 %, 10 % and 100 % of the training labels and scored on a fixed held-out 30 %.
+Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched pixels
+to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, untrained, encoded the same way)
+and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
+label fraction). A PNG figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +23,13 @@ from embedder.encode import encode_array
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
-from index_builder.index import EMBEDDING_IDS, EMBEDDINGS, exact_knn
+from embedder.supervised import predict, train_supervised
+from galsearch.figures import eval_figure
+from galsearch.metrics import LABEL_FRACTIONS, label_subset, linear_probe, neighbour_scores, split
+from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 
 PCA_FIT_MAX = 20_000
-
-
-def precision_at_k(neighbours: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-galaxy fraction of its first ``k`` neighbours sharing its label."""
-    return (labels[neighbours[:, :k]] == labels[:, None]).mean(1)
-
-
-def summarise(vectors: np.ndarray, labels: np.ndarray, metric: str, k: int = 10) -> dict:
-    _, nbrs = exact_knn(vectors, k, metric)
-    p = precision_at_k(nbrs, labels, k)
-    per_class = {str(c): {f"precision_at_{k}": round(float(p[labels == c].mean()), 4), "count": int((labels == c).sum())}
-                 for c in np.unique(labels)}
-    return {f"precision_at_{k}": round(float(p.mean()), 4), "per_class": per_class}
+FIGURE = "eval.png"
 
 
 def pixel_pca(store: Store, dim: int, seed: int, batch: int = 2048) -> np.ndarray:
@@ -53,34 +48,71 @@ def pixel_pca(store: Store, dim: int, seed: int, batch: int = 2048) -> np.ndarra
     return np.concatenate([pca.transform(flat(np.arange(s, min(n, s + batch)))) for s in range(0, n, batch)])
 
 
-def evaluate(workdir: Path, label_col: str = "morphology", k: int = 10, seed: int = 0) -> dict:
-    workdir = Path(workdir)
-    store = Store(workdir / "store")
+def labelled_rows(store: Store, label_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a usable label and their labels as strings; empty or masked labels are left out."""
     if label_col not in store.catalog.colnames:
         raise ValueError(f"catalog has no column {label_col!r}; choose one of {', '.join(store.catalog.colnames)}")
+    col = store.catalog[label_col]
+    mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), bool)
+    labels = np.char.strip(np.asarray(col.filled("") if hasattr(col, "filled") else col).astype(str))
+    rows = np.flatnonzero(~mask & (labels != "") & (labels != "nan"))
+    if len(np.unique(labels[rows])) < 2:
+        raise ValueError(f"column {label_col!r} needs at least two distinct labels to evaluate against")
+    return rows, labels[rows]
+
+
+def score(vectors: np.ndarray, labels: np.ndarray, metric: str, seed: int) -> dict:
+    return {**neighbour_scores(vectors, labels, metric), "linear_probe": linear_probe(vectors, labels, seed)}
+
+
+def supervised_scratch(store: Store, rows: np.ndarray, labels: np.ndarray, arch: dict, seed: int,
+                       epochs: int, device: str) -> dict:
+    """Test accuracy of the encoder trained from scratch with each fraction of the training labels."""
+    train, test = split(labels, seed)
+    accuracy = {}
+    for f in LABEL_FRACTIONS:
+        part = label_subset(train, labels, f, seed)
+        enc, clf, classes = train_supervised(store, rows[part], labels[part], arch, epochs=epochs, seed=seed,
+                                             device=device)
+        pred, _ = predict(enc, clf, classes, store, rows[test], arch["input_size"])
+        accuracy[str(f)] = round(float((pred == labels[test]).mean()), 4)
+    return {"linear_probe": accuracy, "epochs": epochs}
+
+
+def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, supervised_epochs: int = 30,
+             device: str = "auto", figure: bool = True, map_method: str = "auto") -> dict:
+    t0 = time.perf_counter()
+    workdir = Path(workdir)
+    store = Store(workdir / "store")
+    rows, labels = labelled_rows(store, label_col)
     emb = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise ValueError("embeddings are not aligned with the store; re-run `galsearch embed`")
-    labels = np.asarray(store.catalog[label_col]).astype(str)
-    learned = summarise(np.asarray(emb), labels, "ip", k)
+    learned_vecs = np.asarray(emb[rows], np.float32)
+    learned = score(learned_vecs, labels, "ip", seed)
 
     _, cfg = load_encoder(workdir / "model.pt")
     torch.manual_seed(seed)
-    untrained = Encoder(cfg["in_channels"], cfg["width"])
-    random_vecs = encode_array(untrained, store.images, np.asarray(cfg["noise"]), cfg["input_size"],
+    untrained = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
+    random_vecs = encode_array(untrained, store.images[rows], np.asarray(cfg["noise"]), cfg["input_size"],
                                torch.device("cpu"))
     baselines = {
-        "pca_pixels": summarise(pixel_pca(store, emb.shape[1], seed), labels, "l2", k),
-        "random_init": summarise(random_vecs, labels, "ip", k),
+        "pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed),
+        "random_init": score(random_vecs, labels, "ip", seed),
+        "supervised_scratch": supervised_scratch(store, rows, labels, cfg, seed, supervised_epochs, device),
     }
-    return {
-        "n": len(store),
+    result = {
+        "n": int(len(rows)),
         "label": label_col,
         "dim": int(emb.shape[1]),
-        f"precision_at_{k}": learned[f"precision_at_{k}"],
-        "per_class": learned["per_class"],
+        **learned,
         "baselines": baselines,
     }
+    if figure:
+        result["map"] = eval_figure(result, learned_vecs, labels, workdir / FIGURE, seed, map_method)
+        result["figure"] = FIGURE
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
 
 
 def write(result: dict, workdir: Path) -> Path:

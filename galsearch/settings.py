@@ -26,17 +26,27 @@ class Settings(BaseSettings):
     # training
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    epochs: int = 12
+    method: str = "simclr"  # simclr | moco
+    epochs: int | None = None  # None: epochs_cpu or epochs_gpu, whichever device trains
+    epochs_cpu: int = 12
+    epochs_gpu: int = 200  # a GPU trains ~50x faster: spend it on a longer schedule
     batch_size: int = 256
     learning_rate: float = 2e-3
     temperature: float = 0.2
     input_size: int = 32  # the encoder sees cutouts resampled to this size (CPU throughput; see embedder/model.py)
     width: int = 32
+    stem_stride: int = 1  # 2 lets a 64 px input cost about what a 32 px one does
+    pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
+    compile: bool = False  # torch.compile the training step
+    pca: int = 0  # reduce embeddings to this many PCA components for search (0 = keep all)
     workers: int = 2
 
     # serving
     page_size: int = 48
     max_k: int = 200
+
+    def resolved_epochs(self, device_type: str) -> int:
+        return self.epochs if self.epochs is not None else (self.epochs_gpu if device_type == "cuda" else self.epochs_cpu)
 
     def resolved_database_url(self) -> str:
         """SQLite inside the workdir unless a server database is configured."""

@@ -15,12 +15,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
+
 INDEX = "index.faiss"
 INDEX_IDS = "index_ids.npy"
 MANIFEST = "manifest.json"
-EMBEDDINGS = "embeddings.npy"
-EMBEDDING_IDS = "embedding_ids.npy"
-EMBEDDING_INFO = "embeddings.json"
 
 
 class IndexMismatchError(RuntimeError):

@@ -32,6 +32,7 @@ SKY_SIGMA = np.array([0.025, 0.03, 0.06])  # per-pixel sky noise (nanomaggies) i
 SKY_COUNTS = 400.0  # background counts per pixel; sets the Poisson gain per band
 PSF_WAVELENGTH_SCALE = np.array([1.06, 1.0, 0.93])  # seeing FWHM ∝ λ^-0.2
 CHUNK = 250
+VERSION = 2  # bumped whenever the same seed would draw different cutouts or catalog columns
 
 # Relative frequencies; the last four are the rare classes an anomaly search should surface.
 CLASS_FRACTIONS: dict[str, float] = {
@@ -108,10 +109,17 @@ def render(spec: GalaxySpec, seed: int) -> tuple[np.ndarray, dict]:
     gs_rng = galsim.BaseDeviate(int(rng.integers(1, 2**31)))
     img = np.empty((len(BANDS), STAMP, STAMP), np.float32)
     band_flux = np.zeros(len(BANDS))
+    r50 = 0.0
     for b in range(len(BANDS)):
-        obj = galsim.Add([o * col[b] for o, col in comps])
-        band_flux[b] = sum(o.flux * col[b] for o, col in comps[:n_main])
-        stamp = galsim.Convolve(obj, psfs[b]).drawImage(nx=STAMP, ny=STAMP, scale=PIXEL_SCALE)
+        # The galaxy first, alone, so that its seeing-convolved half-light radius can be measured; then
+        # its neighbours on top.
+        main = galsim.Add([o * col[b] for o, col in comps[:n_main]])
+        band_flux[b] = main.flux
+        stamp = galsim.Convolve(main, psfs[b]).drawImage(nx=STAMP, ny=STAMP, scale=PIXEL_SCALE)
+        if BANDS[b] == "r":
+            r50 = stamp.calculateHLR()
+        for obj, col in comps[n_main:]:
+            galsim.Convolve(obj * col[b], psfs[b]).drawImage(image=stamp, add_to_image=True)
         stamp *= gain[b]
         stamp.addNoise(galsim.PoissonNoise(gs_rng, sky_level=SKY_COUNTS))
         img[b] = stamp.array / gain[b]
@@ -120,7 +128,7 @@ def render(spec: GalaxySpec, seed: int) -> tuple[np.ndarray, dict]:
         artifact = str(rng.choice(list(ARTIFACTS)))
         ARTIFACTS[artifact](rng, img, SKY_SIGMA)
     mags = ZEROPOINT - 2.5 * np.log10(np.maximum(band_flux, 1e-6))
-    return img, {"host": host, "artifact": artifact, "psf_fwhm": fwhm, "mags": mags}
+    return img, {"host": host, "artifact": artifact, "psf_fwhm": fwhm, "mags": mags, "r50": r50}
 
 
 def _header(spec: GalaxySpec, meta: dict) -> fits.Header:
@@ -161,7 +169,7 @@ def _write_chunk(args: tuple[int, list[GalaxySpec], int, str]) -> list[dict]:
             "interesting": spec.morphology in INTERESTING, "tags": TAGS.get(spec.morphology, ""),
             "host_morphology": meta["host"], "artifact_type": meta["artifact"],
             "mag_g": meta["mags"][0], "mag_r": meta["mags"][1], "mag_z": meta["mags"][2],
-            "psf_fwhm": meta["psf_fwhm"],
+            "psf_fwhm": meta["psf_fwhm"], "r50": meta["r50"],
         })
     fits.HDUList(hdus).writeto(Path(out) / rel, overwrite=True)
     return rows
@@ -183,11 +191,13 @@ def generate(n: int, seed: int, out: Path, workers: int | None = None, progress:
             rows.extend(chunk_rows)
             bar.update(len(chunk_rows))
     table = Table(rows=rows, names=list(rows[0]))
-    table.meta.update({"SURVEY": "galsearch demo", "SEED": seed, "BANDS": ",".join(BANDS), "PIXSCALE": PIXEL_SCALE})
+    table.meta.update({"SURVEY": "galsearch demo", "GENVER": VERSION, "SEED": seed, "BANDS": ",".join(BANDS), "PIXSCALE": PIXEL_SCALE})
     table["ra"].unit = table["dec"].unit = "deg"
     for b in BANDS:
         table[f"mag_{b}"].unit = "mag"
     table["psf_fwhm"].unit = "arcsec"
+    table["r50"].unit = "arcsec"
+    table["r50"].description = "r-band half-light radius of the galaxy, seeing included"
     catalog = out / "catalog.fits"
     table.write(catalog, overwrite=True)
     return catalog

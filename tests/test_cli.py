@@ -9,14 +9,31 @@ from galsearch.cli import main as cli
 
 
 def test_eval_json_keys(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    cli(["eval", "--workdir", str(workdir), "--json"])
+    cli(["eval", "--workdir", str(workdir), "--json", "--supervised-epochs", "2", "--map", "tsne"])
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 240
-    for block in (result, result["baselines"]["pca_pixels"], result["baselines"]["random_init"]):
-        assert 0.0 <= block["precision_at_10"] <= 1.0
-    assert "elliptical" in result["per_class"]
-    assert 0.0 <= result["per_class"]["elliptical"]["precision_at_10"] <= 1.0
-    assert (workdir / "eval.json").exists()
+    assert result["n"] == 240 and result["map"] == "tsne"
+    baselines = result["baselines"]
+    counts = {c: v["count"] for c, v in result["per_class"].items()}
+    rare = {c for c in ("ring", "merger", "lens", "artifact") if counts.get(c, 0) >= 2}  # one lens has no partner
+    assert rare >= {"ring", "merger", "artifact"}
+    for block in (result, baselines["pca_pixels"], baselines["random_init"]):
+        assert 0.0 <= block["precision_at_10"] <= 1.0 and 0.0 <= block["precision_at_50"] <= 1.0
+        assert set(block["linear_probe"]) == {"0.01", "0.1", "1.0"}
+        assert set(block["rare_recall_at_50"]) == rare
+    assert set(baselines["supervised_scratch"]["linear_probe"]) == {"0.01", "0.1", "1.0"}
+    assert all(0.0 <= v <= 1.0 for v in baselines["supervised_scratch"]["linear_probe"].values())
+    assert 0.0 <= result["per_class"]["elliptical"]["precision_at_50"] <= 1.0
+    assert json.loads((workdir / "eval.json").read_text()) == result
+    png = (workdir / "eval.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_eval_on_any_label_column(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    cli(["eval", "--workdir", str(workdir), "--json", "--label-col", "host_morphology", "--supervised-epochs", "1",
+         "--no-figure"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["label"] == "host_morphology" and "artifact" not in result["per_class"]
+    assert "figure" not in result
 
 
 def test_eval_unknown_label_column(workdir: Path) -> None:

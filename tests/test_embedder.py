@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +8,13 @@ import pytest
 import torch
 
 from embedder.augment import add_noise, augment, psf_blur, redden, rotate_flip_shift
-from embedder.encode import dihedral_views, encode_array
+from embedder.encode import dihedral_views, embed, encode_array
 from embedder.model import Encoder, ProjectionHead, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
-from embedder.train import TrainConfig, nt_xent, train
+from embedder.objectives import MoCo, nt_xent
+from embedder.pretext import pretext_columns, pretext_targets
+from embedder.train import TrainConfig, train
 
 
 def _galaxy_batch(b: int = 4) -> torch.Tensor:
@@ -101,3 +104,98 @@ def test_killed_training_resumes_to_the_same_weights(workdir: Path, tmp_path: Pa
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in full["history"]], rel=1e-5)
     enc, saved = load_encoder(tmp_path / "full.pt")
     assert saved["in_channels"] == 3 and enc.dim == 32
+
+
+def test_moco_queue_and_momentum_encoder() -> None:
+    torch.manual_seed(0)
+    moco = MoCo(Encoder(3, 8), temperature=0.2, queue_size=48, momentum=0.9)
+    key_before = [p.clone() for p in moco.key_encoder.parameters()]
+    queue_before = moco.queue.clone()
+    x = torch.randn(16, 3, 32, 32)
+    loss, h = moco(x, x + 0.05 * torch.randn_like(x))
+    assert torch.isfinite(loss) and h.shape == (16, moco.encoder.dim)
+    loss.backward()
+    assert all(p.grad is None for p in moco.key_encoder.parameters())  # keys carry no gradient
+    assert int(moco.queue_ptr) == 32 and not torch.equal(moco.queue[:32], queue_before[:32])
+    assert torch.equal(moco.queue[32:], queue_before[32:])
+    assert torch.allclose(moco.queue.norm(dim=1), torch.ones(48), atol=1e-5)
+    torch.optim.SGD(moco.encoder.parameters(), lr=0.5).step()
+    moco(x, x)
+    assert any(not torch.equal(a, b) for a, b in zip(key_before, moco.key_encoder.parameters()))
+    moco(x, x)  # a third batch wraps around the queue
+    assert int(moco.queue_ptr) == (3 * 32) % 48
+
+
+def test_pretext_targets_from_the_demo_catalog(workdir: Path) -> None:
+    catalog = Store(workdir / "store").catalog
+    cols = pretext_columns(catalog, "auto")
+    assert cols == ["mag_g", "mag_r", "mag_z", "r50"]
+    catalog = catalog.copy()
+    catalog["mag_g"][0] = np.nan
+    y, names = pretext_targets(catalog, cols)
+    assert names == ["mag_g", "mag_r", "mag_z", "r50", "g-r", "r-z"]
+    assert y.shape == (len(catalog), 6) and np.isnan(y[0, 0]) and np.isnan(y[0, 4])
+    assert np.nanmean(y, axis=0) == pytest.approx(np.zeros(6), abs=1e-5)
+    with pytest.raises(ValueError, match="not in the catalog"):
+        pretext_columns(catalog, "mag_g,nope")
+    with pytest.raises(ValueError, match="no mag_"):
+        pretext_columns(catalog[["id", "ra"]], "auto")
+
+
+def test_moco_with_pretext_head_trains_and_refuses_a_mismatched_resume(workdir: Path, tmp_path: Path) -> None:
+    store = Store(workdir / "store")
+    cfg = TrainConfig(method="moco", epochs=1, batch_size=64, width=8, seed=2, device="cpu", pretext="auto")
+    ckpt = torch.load(train(store, tmp_path / "m.pt", cfg, progress=False), weights_only=False)
+    assert ckpt["config"]["pretext_targets"][-2:] == ["g-r", "r-z"]
+    assert np.isfinite(ckpt["history"][0]["pretext_loss"]) and ckpt["aux"] is not None
+    assert "queue" in ckpt["objective"]
+    enc, _ = load_encoder(tmp_path / "m.pt")  # the encoder alone, projection and pretext heads dropped
+    assert enc.dim == 32
+    with pytest.raises(ValueError, match="other settings"):
+        train(store, tmp_path / "m.pt", TrainConfig(epochs=2, batch_size=64, width=8, device="cpu"), resume=True,
+              progress=False)
+
+
+def test_unknown_method_is_a_clear_error(workdir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown method"):
+        train(Store(workdir / "store"), tmp_path / "x.pt", TrainConfig(method="byol", device="cpu"), progress=False)
+
+
+def _stop_after_first_chunk(start: int, end: int) -> None:
+    if start == 0:
+        raise _Killed
+
+
+def test_embed_resumes_after_a_kill_and_reduces_with_pca(workdir: Path, tmp_path: Path) -> None:
+    store = Store(workdir / "store")
+    ckpt = workdir / "model.pt"
+    reference = np.load(workdir / "embeddings.npy")
+    with pytest.raises(_Killed):
+        embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
+              on_chunk=_stop_after_first_chunk)
+    assert json.loads((tmp_path / "embeddings.progress.json").read_text())["done"] == 100
+    starts: list[int] = []
+    embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
+          on_chunk=lambda s, e: starts.append(s))
+    assert starts == [100, 200]  # the first chunk was not encoded again
+    assert np.allclose(np.load(tmp_path / "embeddings.npy"), reference, atol=1e-5)
+    assert not (tmp_path / "embeddings.progress.json").exists()
+
+    embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, pca_dim=8)
+    reduced, info = np.load(tmp_path / "embeddings.npy"), json.loads((tmp_path / "embeddings.json").read_text())
+    assert reduced.shape == (len(store), 8) and info["dim"] == 8 and info["full_dim"] == reference.shape[1]
+    assert np.allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
+    assert 0 < info["pca"]["explained_variance"] <= 1
+    assert np.allclose(np.load(tmp_path / "embeddings_full.npy"), reference, atol=1e-5)
+    pca = np.load(tmp_path / "pca.npz")
+    z = (reference - pca["mean"]) @ pca["components"].T
+    assert np.allclose(z / np.linalg.norm(z, axis=1, keepdims=True), reduced, atol=1e-4)
+
+
+def test_embed_refuses_a_checkpoint_for_other_bands(workdir: Path, tmp_path: Path) -> None:
+    ckpt = torch.load(workdir / "model.pt", weights_only=False)
+    ckpt["config"]["in_channels"] = 5
+    ckpt["encoder"]["stem.0.weight"] = torch.zeros(16, 5, 3, 3)
+    torch.save(ckpt, tmp_path / "five.pt")
+    with pytest.raises(ValueError, match="5 bands but the survey has 3 \\(g, r, z\\)"):
+        embed(Store(workdir / "store"), tmp_path / "five.pt", tmp_path, torch.device("cpu"), progress=False)

@@ -1,0 +1,63 @@
+"""The evaluation figure: label efficiency of every representation, and a 2-D map of the learned embedding.
+
+UMAP is used when umap-learn is installed (it keeps global structure better); otherwise scikit-learn's t-SNE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a compute node
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAP_MAX_POINTS = 5000
+
+
+def project_2d(vectors: np.ndarray, seed: int, method: str = "auto") -> tuple[np.ndarray, str]:
+    """2-D coordinates of ``vectors`` and the name of the method that made them."""
+    if method in ("auto", "umap"):
+        try:
+            import umap
+        except ImportError:
+            if method == "umap":
+                raise ValueError("umap-learn is not installed; pip install umap-learn or use --map tsne") from None
+        else:
+            reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed)
+            return reducer.fit_transform(vectors), "umap"
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30, max(2, (len(vectors) - 1) / 3)))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(vectors), "tsne"
+
+
+def eval_figure(result: dict, vectors: np.ndarray, labels: np.ndarray, path: Path, seed: int = 0,
+                method: str = "auto") -> str:
+    """Write the two-panel PNG to ``path``; returns the map method used."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(labels), min(len(labels), MAP_MAX_POINTS), replace=False))
+    xy, used = project_2d(np.asarray(vectors[rows], np.float32), seed, method)
+    fig, (ax_probe, ax_map) = plt.subplots(1, 2, figsize=(13, 5.5))
+    curves = {"learned (self-supervised)": result["linear_probe"]}
+    curves.update({name: b["linear_probe"] for name, b in result["baselines"].items() if "linear_probe" in b})
+    for name, probe in curves.items():
+        fractions = sorted(probe, key=float)
+        ax_probe.plot([100 * float(f) for f in fractions], [probe[f] for f in fractions], marker="o", label=name)
+    ax_probe.set(xscale="log", xlabel="labels used for training (%)", ylabel="test accuracy",
+                 title=f"Linear probe on '{result['label']}'")
+    ax_probe.grid(alpha=0.3)
+    ax_probe.legend()
+    classes = np.unique(labels[rows])
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = labels[rows] == c
+        ax_map.scatter(xy[sel, 0], xy[sel, 1], s=4 if sel.sum() > 100 else 14, color=cmap(i % cmap.N), label=c)
+    ax_map.set(title=f"Learned embedding ({used.upper()}), coloured by {result['label']}", xticks=[], yticks=[])
+    ax_map.legend(markerscale=3, fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return used
