@@ -4,6 +4,11 @@ Training and encoding read thousands of cutouts per second; opening one FITS ext
 up, so ``ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32), ``catalog.fits``
 (the ingested rows, in the same order), ``meta.json`` (bands, shape, per-band noise) and ``ingest_report.csv``
 (every skipped record and why). Bad records are reported and skipped; one bad file never stops an ingest.
+
+Cutouts may be FITS (one image HDU per galaxy, ``(bands, y, x)`` or 2-D) or PNG/JPEG colour images. Raster
+images are already display-stretched; their channels are stored bluest first (B, G, R), the order of the
+bands of a FITS survey, and scaled to 0-1. ``crop`` keeps the central fraction of each cutout and ``size``
+resamples it (area-averaged), so large images can be packed at the resolution the encoder uses.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 IMAGES = "images.npy"
 CATALOG = "catalog.fits"
 META = "meta.json"
 REPORT = "ingest_report.csv"
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+RASTER_BANDS = ["B", "G", "R"]
+RASTER_NOISE_FLOOR = 1 / 255  # one grey level: JPEG skies can be flat zero
 
 
 class IngestError(RuntimeError):
@@ -36,7 +45,9 @@ def _border_sigma(img: np.ndarray) -> np.ndarray:
     return 1.4826 * np.median(np.abs(frame - med), axis=1)
 
 
-def _read_cutout(path: Path, hdu: int, cache: dict) -> tuple[np.ndarray, fits.Header]:
+def _read_cutout(path: Path, hdu: int, cache: dict) -> tuple[np.ndarray, fits.Header | None]:
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return _read_raster(path), None
     if path not in cache:
         cache.clear()  # catalogs are grouped by file: keep one file open at a time
         cache[path] = fits.open(path, memmap=False)
@@ -46,14 +57,44 @@ def _read_cutout(path: Path, hdu: int, cache: dict) -> tuple[np.ndarray, fits.He
     return np.asarray(h.data, dtype=np.float32), h.header
 
 
-def _bands_from(header: fits.Header, n: int) -> list[str]:
+def _read_raster(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im, dtype=np.float32) / 255.0
+    except UnidentifiedImageError as exc:
+        raise ValueError(f"not an image: {exc}") from exc
+    return rgb[None] if rgb.ndim == 2 else rgb[:, :, ::-1].transpose(2, 0, 1)  # (B, G, R), bluest first
+
+
+def _crop_resize(img: np.ndarray, crop: float, size: int | None) -> np.ndarray:
+    """Keep the central ``crop`` fraction, then resample to ``size`` px with area averaging (flux per pixel kept)."""
+    h, w = img.shape[-2:]
+    if crop < 1.0:
+        ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        img = img[..., y0 : y0 + ch, x0 : x0 + cw]
+    if size is None or img.shape[-2:] == (size, size):
+        return np.ascontiguousarray(img, dtype=np.float32)
+    return np.stack([np.asarray(Image.fromarray(band).resize((size, size), Image.Resampling.BOX), np.float32)
+                     for band in img])
+
+
+def _bands_from(header: fits.Header | None, n: int) -> list[str]:
+    if header is None:
+        return RASTER_BANDS if n == 3 else ["L"]
     if "BANDS" in header:
         return [b.strip() for b in str(header["BANDS"]).split(",")]
     return [str(header.get(f"BAND{i + 1}", f"band{i}")) for i in range(n)]
 
 
-def ingest(catalog_path: Path, out: Path, progress: bool = True) -> dict:
-    """Pack the survey described by ``catalog_path`` (columns id, file, hdu; ra, dec optional) into ``out``."""
+def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1.0, size: int | None = None) -> dict:
+    """Pack the survey described by ``catalog_path`` (FITS/CSV/ECSV table with columns id, file; hdu, ra, dec
+    optional) into ``out``."""
+    if not 0 < crop <= 1:
+        raise IngestError(f"crop must be a fraction in (0, 1], got {crop}")
+    if size is not None and size < 8:
+        raise IngestError(f"size must be at least 8 px, got {size}")
     catalog_path = Path(catalog_path)
     if not catalog_path.exists():
         raise IngestError(f"catalog not found: {catalog_path}")
@@ -73,6 +114,7 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True) -> dict:
     sigmas: list[np.ndarray] = []
     bad: list[tuple[str, str, str]] = []
     shape: tuple[int, ...] | None = None
+    raster = False
     bands: list[str] = []
     cache: dict = {}
     tmp = out / (IMAGES + ".partial")
@@ -92,12 +134,15 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True) -> dict:
             continue
         if img.ndim == 2:
             img = img[None]
+        if img.ndim == 3 and (crop < 1.0 or size is not None):
+            img = _crop_resize(img, crop, size)
         if shape is None:
             if img.ndim != 3:
                 bad.append((*record, f"wrong shape {img.shape}"))
                 continue
             shape = img.shape
             bands = _bands_from(header, shape[0])
+            raster = header is None
             images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(table), *shape))
         if img.shape != shape:
             bad.append((*record, f"wrong shape {img.shape}, expected {shape}"))
@@ -122,12 +167,20 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True) -> dict:
         "count": len(kept),
         "shape": list(shape),
         "bands": bands,
-        "noise": np.median(np.stack(sigmas), axis=0).astype(float).tolist(),
+        "noise": _survey_noise(np.stack(sigmas), raster=raster),
+        "crop": crop,
         "source_catalog": str(catalog_path.resolve()),
         "skipped": len(bad),
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _survey_noise(sigmas: np.ndarray, raster: bool) -> list[float]:
+    """Median per-band sky noise; never zero, since the model input is scaled by it."""
+    noise = np.median(sigmas, axis=0)
+    floor = RASTER_NOISE_FLOOR if raster else max(1e-6, 1e-3 * float(np.max(np.abs(noise))))
+    return np.maximum(noise, floor).astype(float).tolist()
 
 
 def _finalise_images(images: np.memmap, n: int, tmp: Path, final: Path) -> None:

@@ -40,7 +40,7 @@ def cmd_demo_survey(args: argparse.Namespace) -> None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     from embedder.store import REPORT, ingest
 
-    meta = ingest(Path(args.catalog), Path(args.out))
+    meta = ingest(Path(args.catalog), Path(args.out), crop=args.crop, size=args.size)
     _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']} "
          f"(see {Path(args.out) / REPORT})")
 
@@ -91,7 +91,17 @@ def cmd_index(args: argparse.Namespace) -> None:
     _index(_settings(args))
 
 
-def _build(s: Settings, survey: Path, resume: bool = False) -> None:
+def _catalog_in(survey: Path) -> Path:
+    """The catalog of a survey folder (catalog.fits, .ecsv or .csv), or ``survey`` itself if it is a file."""
+    if not survey.is_dir():
+        return survey
+    for name in ("catalog.fits", "catalog.ecsv", "catalog.csv"):
+        if (survey / name).exists():
+            return survey / name
+    raise FileNotFoundError(f"no catalog.fits, catalog.ecsv or catalog.csv in {survey}")
+
+
+def _build(s: Settings, survey: Path, resume: bool = False, crop: float = 1.0, size: int | None = None) -> None:
     """ingest -> train -> embed -> index; a survey that is already packed (has meta.json) is used in place."""
     from embedder.store import META, ingest
 
@@ -102,8 +112,7 @@ def _build(s: Settings, survey: Path, resume: bool = False) -> None:
             store.unlink(missing_ok=True)
             store.symlink_to(survey.resolve(), target_is_directory=True)
     else:
-        catalog = survey / "catalog.fits" if survey.is_dir() else survey
-        meta = ingest(catalog, store)
+        meta = ingest(_catalog_in(survey), store, crop=crop, size=size)
         _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}")
     _train(s, resume)
     _embed(s)
@@ -111,7 +120,7 @@ def _build(s: Settings, survey: Path, resume: bool = False) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    _build(_settings(args), Path(args.survey), args.resume)
+    _build(_settings(args), Path(args.survey), args.resume, args.crop, args.size)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -164,6 +173,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
          + (f", figure {s.workdir / result['figure']}" if "figure" in result else ""))
 
 
+def _ingest_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--crop", type=float, default=1.0, help="keep this central fraction of each cutout")
+    sp.add_argument("--size", type=int, help="resample cutouts to this many pixels a side")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="galsearch", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,8 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int)
 
     sp = add("ingest", cmd_ingest, "pack a survey (catalog + cutouts) into a fast array store", workdir=False)
-    sp.add_argument("--catalog", type=Path, required=True)
+    sp.add_argument("--catalog", type=Path, required=True, help="FITS, ECSV or CSV table with id and file columns")
     sp.add_argument("--out", type=Path, required=True)
+    _ingest_flags(sp)
 
     add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
     sp = add("embed", cmd_embed, "encode every cutout into an embedding (resumes an interrupted run)")
@@ -207,7 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     add("index", cmd_index, "build the FAISS index over the embeddings")
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
-    sp.add_argument("--survey", type=Path, required=True, help="survey folder (catalog.fits + cutouts) or packed store")
+    sp.add_argument("--survey", type=Path, required=True,
+                    help="survey folder (catalog + cutouts), its catalog file, or a packed store")
+    _ingest_flags(sp)
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     add("serve", cmd_serve, "serve the gallery and API", serving=True)
     sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)

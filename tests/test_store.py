@@ -73,3 +73,42 @@ def test_ingest_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="no usable"):
         ingest(tmp_path / "d.fits", tmp_path / "o", progress=False)
     shutil.rmtree(tmp_path / "o")
+
+
+def test_ingest_png_and_jpeg_cutouts_from_a_csv_catalog(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "raster"
+    (root / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[0:100, 0:100]
+    rows = []
+    for i in range(6):
+        blob = np.exp(-((xx - 50) ** 2 + (yy - 50) ** 2) / (2 * (5 + i) ** 2))
+        rgb = np.stack([blob * 250, blob * 120, blob * 40], axis=2).astype(np.uint8)  # a red galaxy
+        name = f"images/{i}.{'png' if i % 2 else 'jpg'}"
+        Image.fromarray(rgb).save(root / name)
+        rows.append({"id": 500 + i, "file": name, "spiral": i % 2})
+    (root / rows[5]["file"]).unlink()
+    (root / "images/bad.png").write_bytes(b"\x89PNG not really")
+    rows.append({"id": 999, "file": "images/bad.png", "spiral": 0})
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(root / "images/grey.png")
+    rows.append({"id": 998, "file": "images/grey.png", "spiral": 0})
+    Table(rows=rows).write(root / "catalog.csv")
+
+    meta = ingest(root / "catalog.csv", tmp_path / "store", progress=False, crop=0.5, size=20)
+    store = Store(tmp_path / "store")
+    assert meta["count"] == 5 and meta["shape"] == [3, 20, 20] and store.bands == ["B", "G", "R"]
+    assert min(store.noise) >= 1 / 255
+    img = store.images[0]
+    assert img[2, 10, 10] > img[0, 10, 10] > 0  # red channel (stored last) brightest at the centre
+    assert img[:, 10, 10].max() > img[:, 0, 0].max() and img.max() <= 1.0
+    with (tmp_path / "store" / "ingest_report.csv").open() as fh:
+        reasons = {r["id"]: r["reason"] for r in csv.DictReader(fh)}
+    assert reasons["505"] == "missing file" and "not an image" in reasons["999"]
+    assert reasons["998"] == "wrong shape (1, 20, 20), expected (3, 20, 20)"
+
+
+@pytest.mark.parametrize("kwargs,message", [({"crop": 0.0}, "crop"), ({"size": 2}, "size")])
+def test_ingest_rejects_bad_options(survey_dir: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(IngestError, match=message):
+        ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False, **kwargs)
