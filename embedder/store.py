@@ -3,7 +3,7 @@
 Training and encoding read thousands of cutouts per second; opening one FITS extension per galaxy cannot keep
 up, so ``ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32), ``catalog.fits``
 (the ingested rows, in the same order), ``meta.json`` (bands, shape, per-band noise) and ``ingest_report.csv``
-(every skipped record and why). Bad records are reported and skipped; one bad file never stops an ingest.
+(every skipped record and why, and every kept one whose non-finite pixels were masked). Bad records are reported and skipped; one bad file never stops an ingest.
 
 Cutouts may be FITS (one image HDU per galaxy, ``(bands, y, x)`` or 2-D) or PNG/JPEG colour images. Raster
 images are already display-stretched; their channels are stored bluest first (B, G, R), the order of the
@@ -113,6 +113,7 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
     kept: list[int] = []
     sigmas: list[np.ndarray] = []
     bad: list[tuple[str, str, str]] = []
+    masked: list[tuple[str, str, str]] = []
     shape: tuple[int, ...] | None = None
     raster = False
     bands: list[str] = []
@@ -152,12 +153,14 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
             bad.append((*record, "no finite pixel"))
             continue
         if not finite.all():
+            # Masked, not dropped: one bad column should not cost a galaxy. Zero is the sky level.
             img = np.where(finite, img, 0.0).astype(np.float32)
+            masked.append((*record, f"kept: {int((~finite).sum())} non-finite pixels set to 0"))
         images[len(kept)] = img
         sigmas.append(_border_sigma(img))
         kept.append(int(row))
     cache.clear()
-    _write_report(out / REPORT, bad)
+    _write_report(out / REPORT, bad + masked)
     if not kept:
         tmp.unlink(missing_ok=True)
         raise IngestError(f"no usable cutout in {catalog_path}; see {out / REPORT}")
@@ -171,6 +174,7 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
         "crop": crop,
         "source_catalog": str(catalog_path.resolve()),
         "skipped": len(bad),
+        "masked": len(masked),
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return meta

@@ -41,7 +41,8 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     from embedder.store import REPORT, ingest
 
     meta = ingest(Path(args.catalog), Path(args.out), crop=args.crop, size=args.size)
-    _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']} "
+    _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']}, masked "
+         f"non-finite pixels in {meta['masked']} "
          f"(see {Path(args.out) / REPORT})")
 
 
@@ -113,7 +114,7 @@ def _build(s: Settings, survey: Path, resume: bool = False, crop: float = 1.0, s
             store.symlink_to(survey.resolve(), target_is_directory=True)
     else:
         meta = ingest(_catalog_in(survey), store, crop=crop, size=size)
-        _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}")
+        _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}, masked {meta['masked']}")
     _train(s, resume)
     _embed(s)
     _index(s)
