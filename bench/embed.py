@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         store = Store(args.store) if args.store else synthetic_store(tmp, args.n, args.bands, args.size)
-        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-                          width=args.width, device=str(device))
+        cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
+                          input_size=args.input_size, width=args.width, stem_stride=args.stem_stride,
+                          compile=args.compile, device=str(device))
         t0 = time.perf_counter()
         ckpt = train(store, tmp / "model.pt", cfg, progress=False)
         train_s = time.perf_counter() - t0
@@ -70,8 +71,10 @@ def run(args: argparse.Namespace) -> dict:
         return {
             "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
             "n": len(store),
+            "method": args.method,
             "input_size": args.input_size,
             "width": args.width,
+            "stem_stride": args.stem_stride,
             "batch_size": args.batch_size,
             "train_s": round(train_s, 2),
             # the first epoch carries warm-up; report the best steady-state epoch too
@@ -96,6 +99,9 @@ def main() -> None:
     p.add_argument("--encode-batch", type=int, default=512)
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--stem-stride", type=int, default=1)
+    p.add_argument("--method", choices=["simclr", "moco"], default="simclr")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -6,7 +6,8 @@ vectors) trained with 1 %, 10 % and 100 % of the training labels and scored on a
 Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched pixels
 to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, untrained, encoded the same way)
 and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
-label fraction). A PNG figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
+label fraction). ``tag_expansion`` simulates tagging one galaxy of a class and expanding the tag twice, as a
+researcher does in the app. A PNG figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from embedder.preprocess import to_model_input
 from embedder.store import Store
 from embedder.supervised import predict, train_supervised
 from galsearch.figures import eval_figure
-from galsearch.metrics import LABEL_FRACTIONS, label_subset, linear_probe, neighbour_scores, split
+from galsearch.metrics import (
+    LABEL_FRACTIONS,
+    label_subset,
+    linear_probe,
+    neighbour_scores,
+    split,
+    tag_classes,
+    tag_expansion,
+)
 from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 
 PCA_FIT_MAX = 20_000
@@ -106,6 +115,7 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "label": label_col,
         "dim": int(emb.shape[1]),
         **learned,
+        "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed),
         "baselines": baselines,
     }
     if figure:

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from index_builder.index import exact_knn
 
 RARE_CLASSES = ("ring", "merger", "lens", "artifact")
+TAG_CLASSES = ("diffuse", "edge_on", "ring", "merger", "lens", "artifact")  # the demo survey's tags
 RARE_FRACTION = 0.02  # with another label column, classes at most this common count as rare
 LABEL_FRACTIONS = (0.01, 0.1, 1.0)
 TEST_FRACTION = 0.3
@@ -30,6 +31,13 @@ def rare_classes(labels: np.ndarray) -> list[str]:
     present = {str(v): int(c) for v, c in zip(values, counts) if c >= 2}
     named = [c for c in RARE_CLASSES if c in present]
     return named or sorted(c for c, n in present.items() if n <= RARE_FRACTION * len(labels))
+
+
+def tag_classes(labels: np.ndarray) -> list[str]:
+    """Classes to simulate tagging: the demo's tagged classes when present, else every class with 2+ members."""
+    values, counts = np.unique(labels, return_counts=True)
+    present = [str(v) for v, c in zip(values, counts) if c >= 2]
+    return [c for c in TAG_CLASSES if c in present] or present
 
 
 def rare_recall_at_k(neighbours: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
@@ -93,4 +101,31 @@ def linear_probe(vectors: np.ndarray, labels: np.ndarray, seed: int,
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
         clf.fit(vectors[rows], labels[rows])
         out[str(f)] = round(float((clf.predict(vectors[test]) == labels[test]).mean()), 4)
+    return out
+
+
+def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], seed: int, seeds_per_tag: int = 5,
+                  k: int = 50, decisions: int = 20) -> dict[str, dict[str, float]]:
+    """Simulate tagging one galaxy of each class and expanding the tag twice (see ``app.tags``).
+
+    Round 1 ranks from ONE member; a researcher who knows the truth then accepts or rejects the top
+    ``decisions`` candidates, and round 2 ranks again without them. Both report precision@k of the proposed
+    candidates, averaged over ``seeds_per_tag`` different starting members.
+    """
+    from app.tags import normalise_tag, rank_candidates
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        rounds = []
+        for start in rng.choice(members, min(seeds_per_tag, len(members)), replace=False):
+            first = rank_candidates(vectors, np.array([start]), np.array([], int), k)
+            shown = first.rows[:decisions]
+            good = labels[shown] == c
+            second = rank_candidates(vectors, np.r_[start, shown[good]], shown[~good], k)
+            rounds.append(((labels[first.rows] == c).mean(), (labels[second.rows] == c).mean()))
+        r1, r2 = np.mean(rounds, axis=0)
+        out[normalise_tag(c.replace("_", "-"))] = {f"round1_precision_at_{k}": round(float(r1), 4),
+                                                   f"round2_precision_at_{k}": round(float(r2), 4)}
     return out

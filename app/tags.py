@@ -1,0 +1,78 @@
+"""Tag propagation (Walmsley et al. 2022): from a few galaxies carrying a tag, rank the survey for more of them.
+
+Until a tag has enough accepted and rejected examples, candidates are ranked by their best cosine similarity to
+any galaxy carrying the tag (one example is enough to start). With at least ``MIN_PER_CLASS`` of each, a
+logistic regression on the frozen embeddings, refitted on every expansion, learns what the researcher accepts
+and rejects; its probability is the candidate's confidence. Rejections only come from the neighbourhood of the
+tag, so on their own they teach the classifier "not like those neighbours", which a far-away majority satisfies
+too; a random sample of undecided galaxies joins them as presumed negatives (a tag marks a minority, so the
+sample is mostly right), which keeps the classifier anchored on what the tag is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+TAG_PATTERN = re.compile(r"^#[a-z0-9][a-z0-9_\-]{0,62}$")
+MIN_PER_CLASS = 5
+BACKGROUND = 200  # undecided galaxies sampled as presumed negatives
+CHUNK = 65_536
+
+
+def normalise_tag(text: str) -> str:
+    """``" Diffuse"`` -> ``"#diffuse"``; raises ValueError for an empty, over-long or ill-formed tag."""
+    tag = text.strip().lower()
+    tag = tag if tag.startswith("#") else "#" + tag
+    if not TAG_PATTERN.match(tag):
+        raise ValueError(f"tag {text!r} must be 1-63 letters, digits, '_' or '-' after an optional '#'")
+    return tag
+
+
+@dataclass(frozen=True)
+class Ranking:
+    rows: np.ndarray  # candidate rows in the store, best first
+    scores: np.ndarray  # similarity (cosine) or classifier probability
+    method: str  # "similarity" | "classifier"
+
+
+def _top(scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = scores.copy()
+    scores[exclude] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, int)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]
+
+
+def _chunked(vectors: np.ndarray, fn) -> np.ndarray:
+    """Apply ``fn`` to the (memory-mapped) vectors block by block, so a large survey never loads whole."""
+    return np.concatenate([fn(np.asarray(vectors[s : s + CHUNK], np.float32)) for s in range(0, len(vectors), CHUNK)])
+
+
+def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
+                    seed: int = 0) -> Ranking:
+    """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``."""
+    positives, negatives = np.unique(positives), np.unique(negatives)
+    if len(positives) == 0:
+        raise ValueError("a tag needs at least one galaxy before it can be expanded")
+    decided = np.concatenate([positives, negatives])
+    if len(positives) >= MIN_PER_CLASS and len(negatives) >= MIN_PER_CLASS:
+        undecided = np.setdiff1d(np.arange(len(vectors)), decided)
+        background = np.sort(np.random.default_rng(seed).choice(undecided, min(BACKGROUND, len(undecided)),
+                                                                   replace=False))
+        x = np.asarray(vectors[np.r_[decided, background]], np.float32)
+        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives) + len(background))]
+        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y)
+        w, b = clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+        scores = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
+        method = "classifier"
+    else:
+        p = np.asarray(vectors[positives], np.float32)
+        scores = _chunked(vectors, lambda v: (v @ p.T).max(1))
+        method = "similarity"
+    rows, top = _top(scores, decided, k)
+    return Ranking(rows, top, method)

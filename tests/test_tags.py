@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.tags import normalise_tag, rank_candidates
+
+
+@pytest.mark.parametrize("raw,tag", [("#diffuse", "#diffuse"), (" Diffuse ", "#diffuse"), ("edge-on", "#edge-on"),
+                                     ("#tidal_tail2", "#tidal_tail2")])
+def test_tags_are_normalised(raw: str, tag: str) -> None:
+    assert normalise_tag(raw) == tag
+
+
+@pytest.mark.parametrize("raw", ["", "#", "  ", "#has space", "#semi;colon", "#" + "x" * 64, "#-leading"])
+def test_bad_tags_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="tag"):
+        normalise_tag(raw)
+
+
+def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 2], [30, 300, 100])
+    x = np.eye(3)[labels] * 3 + rng.normal(scale=0.7, size=(len(labels), 3))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_similarity_ranking_from_one_example_never_proposes_decided_galaxies() -> None:
+    x, labels = _clusters()
+    r = rank_candidates(x, np.array([0]), np.array([1, 2]), k=20)
+    assert r.method == "similarity" and len(r.rows) == 20
+    assert not {0, 1, 2} & set(r.rows.tolist())
+    assert np.all(np.diff(r.scores) <= 0) and (labels[r.rows] == 0).mean() > 0.8
+    assert np.allclose(r.scores, (x[r.rows] @ x[0]), atol=1e-5)
+
+
+def test_classifier_takes_over_with_five_of_each_and_gives_probabilities() -> None:
+    x, labels = _clusters()
+    pos, neg = np.arange(5), np.arange(30, 35)
+    r = rank_candidates(x, pos, neg, k=20)
+    assert r.method == "classifier" and np.all((r.scores >= 0) & (r.scores <= 1))
+    assert (labels[r.rows] == 0).mean() > 0.8 and not set(np.r_[pos, neg]) & set(r.rows.tolist())
+    assert rank_candidates(x, pos, neg[:4], k=5).method == "similarity"
+
+
+def test_ranking_needs_a_member_and_stops_at_the_survey_size() -> None:
+    x, _ = _clusters()
+    with pytest.raises(ValueError, match="at least one"):
+        rank_candidates(x, np.array([], int), np.array([], int), k=5)
+    assert len(rank_candidates(x[:10], np.array([0]), np.array([], int), k=50).rows) == 9
