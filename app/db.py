@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 import numpy as np
 from astropy.table import Table
-from sqlalchemy import Float, Integer, String, create_engine, delete, event, func, insert, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -24,6 +38,40 @@ class Galaxy(Base):
     dec: Mapped[float | None] = mapped_column(Float, nullable=True)
     file: Mapped[str] = mapped_column(String(1024))
     hdu: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Tag(Base):
+    """A free-text label researchers give galaxies, normalised (``#diffuse``)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class TagAssignment(Base):
+    """One galaxy's standing for one tag: tagged by hand (positive), or a proposal accepted or rejected.
+
+    One row per (tag, galaxy): deciding again updates it, and ``who``/``updated_at`` say who decided last.
+    The galaxy id is not a foreign key so that tags outlive a survey reload.
+    """
+
+    __tablename__ = "tag_assignments"
+    __table_args__ = (UniqueConstraint("tag_id", "galaxy_id", name="uq_tag_galaxy"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    galaxy_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # positive | accepted | rejected
+    source: Mapped[str] = mapped_column(String(16))  # human | proposal
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # the ranking's score when proposed
+    who: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
 class SurveyState(Base):

@@ -17,12 +17,14 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
+from app.tag_routes import TagContext, register_tag_routes
 from app.thumbs import ThumbnailCache
 from embedder.checksum import file_sha256
+from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 from embedder.store import Store
 from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
 from galsearch.settings import Settings
-from index_builder.index import load as load_index
+from index_builder.index import IndexMismatchError, load as load_index
 
 GalaxyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.+\-]{1,64}$", description="catalog id of the galaxy")]
 
@@ -50,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(workdir / "store")
     model = workdir / "model.pt"
     index = load_index(workdir, file_sha256(model) if model.exists() else None)
+    vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
+        raise IndexMismatchError(f"embeddings in {workdir} are not aligned with its store; re-run `galsearch embed`")
     sessions = init_db(make_engine(settings.resolved_database_url()))
     sync_galaxies(sessions, store.catalog, store.ids)
     thumbs = ThumbnailCache(workdir / "thumbs", store.images, store.noise)
@@ -124,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if request.headers.get("HX-Request") == "true":
             return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
         return JSONResponse({"query": _galaxy_json(query), "k": k, "metric": "cosine", "results": results})
+
+    register_tag_routes(app, TagContext(sessions=sessions, templates=templates, vectors=vectors,
+                                        galaxy_or_404=galaxy_or_404, common=common, max_k=settings.max_k))
 
     @app.get("/healthz", summary="Liveness and what is loaded")
     def healthz() -> dict:

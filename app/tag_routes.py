@@ -1,0 +1,181 @@
+"""HTTP routes for tags: tag a galaxy, expand a tag into ranked candidates, decide on them, export members.
+
+Each route answers JSON, or an HTML page/partial when a browser or htmx asks for one, so the API and the
+gallery stay one set of endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import Cookie, FastAPI, Form, HTTPException, Path as PathParam, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import tagging
+from app.db import Galaxy
+from app.tags import normalise_tag, rank_candidates
+
+ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
+WHO_COOKIE = "galsearch_who"
+WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
+TagPath = Annotated[str, PathParam(min_length=1, max_length=64, description="tag, with or without its leading #")]
+GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
+Who = Annotated[str | None, Cookie(alias=WHO_COOKIE, description="researcher name (set with POST /who)")]
+
+
+class Decision(BaseModel):
+    id: str = Field(pattern=ID_PATTERN, description="galaxy id")
+    decision: Literal["accept", "reject"]
+    score: float | None = Field(None, description="the candidate's score when it was proposed")
+
+
+class Decisions(BaseModel):
+    decisions: list[Decision] = Field(min_length=1, max_length=1000)
+
+
+@dataclass
+class TagContext:
+    sessions: sessionmaker[Session]
+    templates: Jinja2Templates
+    vectors: np.ndarray  # embeddings, row-aligned with the galaxies table's ``row``
+    galaxy_or_404: Callable[[str], Galaxy]
+    common: dict
+    max_k: int
+
+
+def wants_html(request: Request) -> bool:
+    if request.headers.get("HX-Request") == "true":
+        return True
+    accept = request.headers.get("accept", "")
+    if "text/html" not in accept:
+        return False
+    return "application/json" not in accept or accept.index("text/html") < accept.index("application/json")
+
+
+def _tag_or_422(raw: str) -> str:
+    try:
+        return normalise_tag(raw)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def _who(who: str | None) -> str:
+    return who if who and len(who) <= 64 else "anonymous"
+
+
+def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
+    def rows_of(ids: list[str]) -> dict[str, Galaxy]:
+        with ctx.sessions() as s:
+            return {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_(ids)))}
+
+    def tag_state(tag: str) -> tuple[list, dict]:
+        rows = tagging.assignments(ctx.sessions, tag)
+        return rows, tagging.summary(rows)
+
+    @app.post("/who", summary="Set the researcher name recorded with tags and decisions (a cookie)")
+    def set_who(name: Annotated[str, Form(pattern=WHO_PATTERN)]) -> Response:
+        resp = JSONResponse({"who": name.strip()})
+        resp.set_cookie(WHO_COOKIE, name.strip(), max_age=365 * 86400, samesite="lax")
+        return resp
+
+    @app.get("/tags", summary="Every tag with its member and rejection counts")
+    def list_tags(request: Request) -> Response:
+        tags = tagging.all_tags(ctx.sessions)
+        if wants_html(request):
+            return ctx.templates.TemplateResponse(request, "tags.html", {**ctx.common, "tags": tags})
+        return JSONResponse({"tags": tags})
+
+    @app.get("/tags/{tag}", summary="A tag's members and counts (JSON, or its page in a browser)")
+    def tag_page(request: Request, tag: TagPath, who: Who = None) -> Response:
+        name = _tag_or_422(tag)
+        rows, counts = tag_state(name)
+        if not rows and not wants_html(request):
+            raise HTTPException(404, f"no galaxy carries {name} yet")
+        members = [r for r in rows if r.status in tagging.MEMBER]
+        if wants_html(request):
+            found = rows_of([r.galaxy_id for r in members])
+            return ctx.templates.TemplateResponse(request, "tag.html", {
+                **ctx.common, "tag": name, "counts": counts, "who": _who(who), "k": 24,
+                "members": [(found[r.galaxy_id], r) for r in members if r.galaxy_id in found]})
+        return JSONResponse({"tag": name, **counts, "galaxies": [
+            {"id": r.galaxy_id, "status": r.status, "source": "human" if r.status == "positive" else "proposal",
+             "score": r.score, "who": r.who, "updated": r.updated_at.isoformat()} for r in rows]})
+
+    @app.post("/tags/{tag}/galaxies/{galaxy_id}", summary="Tag a galaxy by hand")
+    def tag_galaxy(tag: TagPath, galaxy_id: GalaxyId, who: Who = None) -> dict:
+        name = _tag_or_422(tag)
+        ctx.galaxy_or_404(galaxy_id)
+        row = tagging.assign(ctx.sessions, name, galaxy_id, "positive", "human", _who(who))
+        return {"tag": name, "id": galaxy_id, "status": row.status, "who": row.who}
+
+    @app.delete("/tags/{tag}/galaxies/{galaxy_id}", summary="Remove a galaxy's tag or decision")
+    def untag_galaxy(tag: TagPath, galaxy_id: GalaxyId) -> dict:
+        name = _tag_or_422(tag)
+        if not tagging.unassign(ctx.sessions, name, galaxy_id):
+            raise HTTPException(404, f"galaxy {galaxy_id!r} has no {name} tag or decision")
+        return {"tag": name, "id": galaxy_id, "removed": True}
+
+    @app.get("/galaxies/{galaxy_id}/tags", summary="The tags a galaxy carries")
+    def galaxy_tags(request: Request, galaxy_id: GalaxyId) -> Response:
+        g = ctx.galaxy_or_404(galaxy_id)
+        names = tagging.tags_of(ctx.sessions, galaxy_id)
+        if wants_html(request):
+            return ctx.templates.TemplateResponse(request, "_tags.html", {"g": g, "tags": names})
+        return JSONResponse({"id": galaxy_id, "tags": names})
+
+    @app.post("/galaxies/{galaxy_id}/tags", summary="Tag a galaxy from a form (HTML partial)",
+              response_class=HTMLResponse)
+    def tag_from_form(request: Request, galaxy_id: GalaxyId, tag: Annotated[str, Form(max_length=64)],
+                      who: Who = None) -> HTMLResponse:
+        g = ctx.galaxy_or_404(galaxy_id)
+        tagging.assign(ctx.sessions, _tag_or_422(tag), galaxy_id, "positive", "human", _who(who))
+        return ctx.templates.TemplateResponse(request, "_tags.html",
+                                              {"g": g, "tags": tagging.tags_of(ctx.sessions, galaxy_id)})
+
+    @app.get("/tags/{tag}/candidates", summary="Galaxies proposed for a tag, best first")
+    def candidates(request: Request, tag: TagPath, k: Annotated[int, Query(ge=1)] = 24) -> Response:
+        name = _tag_or_422(tag)
+        if k > ctx.max_k:
+            raise HTTPException(422, f"k must be at most {ctx.max_k}")
+        rows, counts = tag_state(name)
+        members = [r.galaxy_id for r in rows if r.status in tagging.MEMBER]
+        if not members:
+            raise HTTPException(404, f"no galaxy carries {name} yet: tag one first")
+        known = rows_of([r.galaxy_id for r in rows])
+        pos = np.array([known[i].row for i in members if i in known], int)
+        neg = np.array([known[r.galaxy_id].row for r in rows if r.status == "rejected" and r.galaxy_id in known], int)
+        ranking = rank_candidates(ctx.vectors, pos, neg, k)
+        with ctx.sessions() as s:
+            by_row = {g.row: g for g in s.scalars(select(Galaxy).where(Galaxy.row.in_(ranking.rows.tolist())))}
+        found = [(by_row[int(r)], float(sc)) for r, sc in zip(ranking.rows, ranking.scores) if int(r) in by_row]
+        if wants_html(request):
+            return ctx.templates.TemplateResponse(request, "candidates.html", {
+                "tag": name, "method": ranking.method, "candidates": found, "counts": counts, "k": k})
+        return JSONResponse({"tag": name, "method": ranking.method, "k": k, "candidates": [
+            {"id": g.id, "ra": g.ra, "dec": g.dec, "score": sc} for g, sc in found]})
+
+    @app.post("/tags/{tag}/decisions", summary="Accept or reject proposed galaxies (deciding again updates)")
+    def decide(tag: TagPath, body: Decisions, who: Who = None) -> dict:
+        name = _tag_or_422(tag)
+        missing = sorted({d.id for d in body.decisions} - set(rows_of([d.id for d in body.decisions])))
+        if missing:
+            raise HTTPException(404, f"unknown galaxy id(s): {', '.join(missing[:10])}")
+        for d in body.decisions:
+            tagging.assign(ctx.sessions, name, d.id, tagging.DECISIONS[d.decision], "proposal", _who(who), d.score)
+        _, counts = tag_state(name)
+        return {"tag": name, "decided": len(body.decisions), **counts}
+
+    @app.get("/tags/{tag}/export", summary="A tag's members as CSV, FITS or VOTable (id, ra, dec, tag, source, score)",
+             response_class=Response)
+    def export(tag: TagPath, format: Literal["csv", "fits", "votable"] = "csv") -> Response:
+        name = _tag_or_422(tag)
+        content, media, ext = tagging.export(ctx.sessions, name, format)
+        filename = f"{name.lstrip('#')}.{ext}"
+        return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
