@@ -81,3 +81,48 @@ def test_infinite_scroll_loads_more(server: str, page) -> None:
     assert shown >= 24  # the first page, plus any pages needed to fill the window
     page.locator("#gallery .more").scroll_into_view_if_needed()
     page.wait_for_function(f"document.querySelectorAll('#gallery .thumb').length >= {shown + 24}")
+
+
+def test_tag_expand_decide_expand_again_and_export(server: str, page) -> None:
+    import csv
+    import io
+
+    page.goto(server + "/")
+    first = page.locator("#gallery .thumb").nth(0)
+    gid = first.get_attribute("data-id")
+    first.click()
+    page.wait_for_selector(f"#tags-{gid} input[name=tag]")
+    page.fill(f"#tags-{gid} input[name=tag]", "#diffuse")
+    page.click(f"#tags-{gid} button[type=submit]")
+    page.wait_for_selector(f"#tags-{gid} a.chip")
+    url_before = page.url
+    assert page.locator(f"#tags-{gid} a.chip").inner_text() == "#diffuse" and page.url == url_before
+
+    page.goto(server + "/tags/%23diffuse")
+    page.click("#expand")
+    page.wait_for_selector("#decide .candidate")
+    cards = page.locator("#decide .candidate")
+    first_round = [cards.nth(i).get_attribute("data-id") for i in range(cards.count())]
+    assert gid not in first_round and len(first_round) == 24
+    accepted, rejected = first_round[:2], first_round[2]
+    cards.nth(0).locator("button[data-decision=accept]").click()  # by click
+    page.wait_for_function(f"!document.querySelector('.candidate[data-id=\"{accepted[0]}\"]')")
+    page.locator(f'.candidate[data-id="{accepted[1]}"]').focus()  # by keyboard
+    page.keyboard.press("a")
+    page.wait_for_function(f"!document.querySelector('.candidate[data-id=\"{accepted[1]}\"]')")
+    page.locator(f'.candidate[data-id="{rejected}"]').focus()
+    page.keyboard.press("r")
+    page.wait_for_function(f"!document.querySelector('.candidate[data-id=\"{rejected}\"]')")
+    assert "3 members" in page.locator("#tag-counts").inner_text()
+
+    page.click("#expand")
+    page.wait_for_function(f"!document.querySelector('.candidate[data-id=\"{accepted[0]}\"]') && "
+                           "document.querySelectorAll('#decide .candidate').length === 24")
+    second_round = {c.get_attribute("data-id") for c in page.locator("#decide .candidate").all()}
+    assert not second_round & {*accepted, rejected, gid}
+
+    with page.expect_download() as download:
+        page.click("text=CSV")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert sorted(r["id"] for r in rows) == sorted([gid, *accepted])
+    assert {r["source"] for r in rows} == {"human", "accepted proposal"} and {r["tag"] for r in rows} == {"#diffuse"}
