@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -71,6 +72,22 @@ class TagAssignment(Base):
     source: Mapped[str] = mapped_column(String(16))  # human | proposal
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # the ranking's score when proposed
     who: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class Rating(Base):
+    """How interesting one researcher finds one galaxy, 0 (boring or an artifact) to 5 (fascinating).
+
+    One row per (galaxy, researcher): rating again changes it.
+    """
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("galaxy_id", "who", name="uq_rating_galaxy_who"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    galaxy_id: Mapped[str] = mapped_column(String(64), index=True)
+    who: Mapped[str] = mapped_column(String(64), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
@@ -133,3 +150,29 @@ def sync_galaxies(sessions: sessionmaker[Session], catalog: Table, ids: np.ndarr
         else:
             state.value = fp
     return True
+
+
+def upsert(sessions: sessionmaker[Session], model: type[Base], keys: dict, values: dict,
+           prepare=None) -> Base:
+    """Insert the row of ``model`` identified by ``keys`` or update it with ``values``; return it.
+
+    Two writers racing to insert the same row both succeed: the loser's unique-constraint error is caught and
+    its write retried as an update, so nothing is lost and nothing is duplicated. ``prepare(session)`` runs
+    first in the same transaction and may return extra keys (e.g. the id of a tag it creates).
+    """
+    for attempt in range(2):
+        try:
+            with sessions.begin() as s:
+                full = {**keys, **(prepare(s) if prepare else {})}
+                row = s.scalar(select(model).filter_by(**full))
+                if row is None:
+                    row = model(**full)
+                    s.add(row)
+                for k, v in values.items():
+                    setattr(row, k, v)
+                s.flush()
+                return row
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

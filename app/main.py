@@ -17,13 +17,16 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
-from app.tag_routes import TagContext, register_tag_routes
+from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
+from app.tag_routes import register_tag_routes
+from app.web import AppContext
 from app.thumbs import ThumbnailCache
 from embedder.checksum import file_sha256
 from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 from embedder.store import Store
 from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
 from galsearch.settings import Settings
+from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
 GalaxyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.+\-]{1,64}$", description="catalog id of the galaxy")]
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise IndexMismatchError(f"embeddings in {workdir} are not aligned with its store; re-run `galsearch embed`")
+    anomaly = load_anomaly_scores(workdir, store.ids)
     sessions = init_db(make_engine(settings.resolved_database_url()))
     sync_galaxies(sessions, store.catalog, store.ids)
     thumbs = ThumbnailCache(workdir / "thumbs", store.images, store.noise)
@@ -130,8 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
         return JSONResponse({"query": _galaxy_json(query), "k": k, "metric": "cosine", "results": results})
 
-    register_tag_routes(app, TagContext(sessions=sessions, templates=templates, vectors=vectors,
-                                        galaxy_or_404=galaxy_or_404, common=common, max_k=settings.max_k))
+    ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
+                     common=common, max_k=settings.max_k)
+    register_tag_routes(app, ctx)
+    register_anomaly_routes(app, ctx, AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every))
 
     @app.get("/healthz", summary="Liveness and what is loaded")
     def healthz() -> dict:

@@ -6,28 +6,20 @@ gallery stay one set of endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import Cookie, FastAPI, Form, HTTPException, Path as PathParam, Query, Request
+from fastapi import FastAPI, Form, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from app import tagging
 from app.db import Galaxy
 from app.tags import normalise_tag, rank_candidates
+from app.web import ID_PATTERN, WHO_COOKIE, WHO_PATTERN, AppContext, GalaxyId, Who, researcher, wants_html
 
-ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
-WHO_COOKIE = "galsearch_who"
-WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
 TagPath = Annotated[str, PathParam(min_length=1, max_length=64, description="tag, with or without its leading #")]
-GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
-Who = Annotated[str | None, Cookie(alias=WHO_COOKIE, description="researcher name (set with POST /who)")]
 
 
 class Decision(BaseModel):
@@ -40,25 +32,6 @@ class Decisions(BaseModel):
     decisions: list[Decision] = Field(min_length=1, max_length=1000)
 
 
-@dataclass
-class TagContext:
-    sessions: sessionmaker[Session]
-    templates: Jinja2Templates
-    vectors: np.ndarray  # embeddings, row-aligned with the galaxies table's ``row``
-    galaxy_or_404: Callable[[str], Galaxy]
-    common: dict
-    max_k: int
-
-
-def wants_html(request: Request) -> bool:
-    if request.headers.get("HX-Request") == "true":
-        return True
-    accept = request.headers.get("accept", "")
-    if "text/html" not in accept:
-        return False
-    return "application/json" not in accept or accept.index("text/html") < accept.index("application/json")
-
-
 def _tag_or_422(raw: str) -> str:
     try:
         return normalise_tag(raw)
@@ -66,11 +39,7 @@ def _tag_or_422(raw: str) -> str:
         raise HTTPException(422, str(exc)) from exc
 
 
-def _who(who: str | None) -> str:
-    return who if who and len(who) <= 64 else "anonymous"
-
-
-def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
+def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
     def rows_of(ids: list[str]) -> dict[str, Galaxy]:
         with ctx.sessions() as s:
             return {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_(ids)))}
@@ -102,7 +71,7 @@ def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
         if wants_html(request):
             found = rows_of([r.galaxy_id for r in members])
             return ctx.templates.TemplateResponse(request, "tag.html", {
-                **ctx.common, "tag": name, "counts": counts, "who": _who(who), "k": 24,
+                **ctx.common, "tag": name, "counts": counts, "who": researcher(who), "k": 24,
                 "members": [(found[r.galaxy_id], r) for r in members if r.galaxy_id in found]})
         return JSONResponse({"tag": name, **counts, "galaxies": [
             {"id": r.galaxy_id, "status": r.status, "source": "human" if r.status == "positive" else "proposal",
@@ -112,7 +81,7 @@ def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
     def tag_galaxy(tag: TagPath, galaxy_id: GalaxyId, who: Who = None) -> dict:
         name = _tag_or_422(tag)
         ctx.galaxy_or_404(galaxy_id)
-        row = tagging.assign(ctx.sessions, name, galaxy_id, "positive", "human", _who(who))
+        row = tagging.assign(ctx.sessions, name, galaxy_id, "positive", "human", researcher(who))
         return {"tag": name, "id": galaxy_id, "status": row.status, "who": row.who}
 
     @app.delete("/tags/{tag}/galaxies/{galaxy_id}", summary="Remove a galaxy's tag or decision")
@@ -135,7 +104,7 @@ def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
     def tag_from_form(request: Request, galaxy_id: GalaxyId, tag: Annotated[str, Form(max_length=64)],
                       who: Who = None) -> HTMLResponse:
         g = ctx.galaxy_or_404(galaxy_id)
-        tagging.assign(ctx.sessions, _tag_or_422(tag), galaxy_id, "positive", "human", _who(who))
+        tagging.assign(ctx.sessions, _tag_or_422(tag), galaxy_id, "positive", "human", researcher(who))
         return ctx.templates.TemplateResponse(request, "_tags.html",
                                               {"g": g, "tags": tagging.tags_of(ctx.sessions, galaxy_id)})
 
@@ -168,7 +137,7 @@ def register_tag_routes(app: FastAPI, ctx: TagContext) -> None:
         if missing:
             raise HTTPException(404, f"unknown galaxy id(s): {', '.join(missing[:10])}")
         for d in body.decisions:
-            tagging.assign(ctx.sessions, name, d.id, tagging.DECISIONS[d.decision], "proposal", _who(who), d.score)
+            tagging.assign(ctx.sessions, name, d.id, tagging.DECISIONS[d.decision], "proposal", researcher(who), d.score)
         _, counts = tag_state(name)
         return {"tag": name, "decided": len(body.decisions), **counts}
 

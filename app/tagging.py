@@ -12,10 +12,9 @@ from collections import Counter
 import numpy as np
 from astropy.table import Table
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import Galaxy, Tag, TagAssignment
+from app.db import Galaxy, Tag, TagAssignment, upsert
 
 MEMBER = ("positive", "accepted")
 DECISIONS = {"accept": "accepted", "reject": "rejected"}
@@ -38,24 +37,9 @@ def _tag(s: Session, name: str, create: bool) -> Tag | None:
 def assign(sessions: sessionmaker[Session], name: str, galaxy_id: str, status: str, source: str, who: str,
            score: float | None = None) -> TagAssignment:
     """Create or update the (tag, galaxy) row; the tag itself is created on first use."""
-    for attempt in range(2):
-        try:
-            with sessions.begin() as s:
-                tag = _tag(s, name, create=True)
-                row = s.scalar(select(TagAssignment).where(TagAssignment.tag_id == tag.id,
-                                                           TagAssignment.galaxy_id == galaxy_id))
-                if row is None:
-                    row = TagAssignment(tag_id=tag.id, galaxy_id=galaxy_id)
-                    s.add(row)
-                row.status, row.source, row.who = status, source, who
-                if score is not None or row.score is None:
-                    row.score = score
-                s.flush()
-                return row
-        except IntegrityError:
-            if attempt:  # a concurrent writer created the tag or the row: the retry updates it
-                raise
-    raise AssertionError("unreachable")
+    values = {"status": status, "source": source, "who": who, **({"score": score} if score is not None else {})}
+    return upsert(sessions, TagAssignment, {"galaxy_id": galaxy_id}, values,
+                  prepare=lambda s: {"tag_id": _tag(s, name, create=True).id})
 
 
 def unassign(sessions: sessionmaker[Session], name: str, galaxy_id: str) -> bool:
@@ -123,15 +107,20 @@ def export(sessions: sessionmaker[Session], name: str, fmt: str) -> tuple[bytes,
         meta={"TAG": name, "ORIGIN": "galsearch"},
     )
     table["ra"].unit = table["dec"].unit = "deg"
-    writer, media, ext = EXPORT_FORMATS[fmt]
-    buf = io.BytesIO()
-    if fmt == "csv":
+    _, media, ext = EXPORT_FORMATS[fmt]
+    return table_bytes(table, fmt), media, ext
+
+
+def table_bytes(table: Table, fmt: str) -> bytes:
+    """``table`` written as a CSV, FITS or VOTable file, in memory."""
+    writer = EXPORT_FORMATS[fmt][0]
+    if fmt == "csv":  # astropy's text writers want a text stream
         text = io.StringIO()
         table.write(text, format=writer)
-        buf.write(text.getvalue().encode())
-    else:
-        table.write(buf, format=writer)
-    return buf.getvalue(), media, ext
+        return text.getvalue().encode()
+    buf = io.BytesIO()
+    table.write(buf, format=writer)
+    return buf.getvalue()
 
 
 def _coord(g: Galaxy | None, attr: str) -> float:

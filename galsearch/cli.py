@@ -74,10 +74,14 @@ def _embed(s: Settings) -> None:
 
 
 def _index(s: Settings) -> None:
+    from index_builder import anomaly
     from index_builder.index import build
 
     manifest = build(s.workdir)
     _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']} -> {s.workdir}")
+    summary = anomaly.build(s.workdir, s.seed)
+    _log(f"anomaly scores (isolation forest + k-NN distance on PCA-{summary['pca_dim']}) -> "
+         f"{s.workdir / anomaly.ANOMALY}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -170,7 +174,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
         near = f"p@10 {r['precision_at_10']:.3f}  p@50 {r['precision_at_50']:.3f}  " if "precision_at_10" in r else ""
         probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())
         _log(f"{name:>18}: {near:<30}linear probe {probe}")
-    _log(f"rare-class recall@50: {result['rare_recall_at_50']}; details in {path}"
+    _log(f"rare-class recall@50: {result['rare_recall_at_50']}")
+    for tag, rounds in result["tag_expansion"].items():
+        _log(f"tag {tag}: expansion precision@50 {rounds['round1_precision_at_50']:.3f} from one example, "
+             f"{rounds['round2_precision_at_50']:.3f} after 20 decisions")
+    if "anomaly" in result:
+        _log(f"anomalies, interesting share of the top 100 by ratings given: active learning "
+             f"{result['anomaly']['active_learning']}, isolation forest {result['anomaly']['isolation_forest']['0']}")
+    _log(f"details in {path}"
          + (f", figure {s.workdir / result['figure']}" if "figure" in result else ""))
 
 

@@ -25,7 +25,8 @@ from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
 from embedder.supervised import predict, train_supervised
-from galsearch.figures import eval_figure
+from galsearch.anomaly_eval import simulate as simulate_anomaly_search
+from galsearch.figures import anomaly_figure, eval_figure
 from galsearch.metrics import (
     LABEL_FRACTIONS,
     label_subset,
@@ -36,9 +37,11 @@ from galsearch.metrics import (
     tag_expansion,
 )
 from embedder.files import EMBEDDING_IDS, EMBEDDINGS
+from index_builder.anomaly import unsupervised_scores
 
 PCA_FIT_MAX = 20_000
 FIGURE = "eval.png"
+ANOMALY_FIGURE = "eval_anomaly.png"
 
 
 def pixel_pca(store: Store, dim: int, seed: int, batch: int = 2048) -> np.ndarray:
@@ -88,6 +91,16 @@ def supervised_scratch(store: Store, rows: np.ndarray, labels: np.ndarray, arch:
     return {"linear_probe": accuracy, "epochs": epochs}
 
 
+def anomaly_search(store: Store, vectors: np.ndarray, seed: int) -> dict:
+    """Simulate a researcher rating anomalies, from the catalog's ``interesting`` flag and artifact labels."""
+    interesting = np.asarray(store.catalog["interesting"]).astype(bool)
+    cols = store.catalog.colnames
+    artifact = (np.asarray(store.catalog["morphology"]).astype(str) == "artifact") if "morphology" in cols else (
+        np.zeros(len(interesting), bool))
+    scores = unsupervised_scores(vectors, seed)
+    return simulate_anomaly_search(scores["pca"], scores["combined"], scores["iforest"], interesting, artifact, seed)
+
+
 def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, supervised_epochs: int = 30,
              device: str = "auto", figure: bool = True, map_method: str = "auto") -> dict:
     t0 = time.perf_counter()
@@ -118,9 +131,14 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed),
         "baselines": baselines,
     }
+    if "interesting" in store.catalog.colnames:
+        result["anomaly"] = anomaly_search(store, np.asarray(emb, np.float32), seed)
     if figure:
         result["map"] = eval_figure(result, learned_vecs, labels, workdir / FIGURE, seed, map_method)
         result["figure"] = FIGURE
+        if "anomaly" in result:
+            anomaly_figure(result["anomaly"], workdir / ANOMALY_FIGURE)
+            result["anomaly_figure"] = ANOMALY_FIGURE
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
 

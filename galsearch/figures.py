@@ -61,3 +61,19 @@ def eval_figure(result: dict, vectors: np.ndarray, labels: np.ndarray, path: Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return used
+
+
+def anomaly_figure(anomaly: dict, path: Path) -> None:
+    """Share of interesting galaxies in the top 100 against the number of ratings given."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for key, label in (("active_learning", "active learning (GP on ratings)"),
+                       ("isolation_forest", "isolation forest alone")):
+        points = sorted((int(n), f) for n, f in anomaly[key].items())
+        ax.plot([n for n, _ in points], [f for _, f in points], marker="o", label=label)
+    ax.set(xlabel="ratings given", ylabel="interesting fraction of the top 100", ylim=(0, 1.02),
+           title="Anomaly search with a simulated researcher")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

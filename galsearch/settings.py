@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # serving
     page_size: int = 48
     max_k: int = 200
+    retrain_every: int = 10  # refit a researcher's anomaly ranking after this many new ratings
 
     def resolved_epochs(self, device_type: str) -> int:
         return self.epochs if self.epochs is not None else (self.epochs_gpu if device_type == "cuda" else self.epochs_cpu)

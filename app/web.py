@@ -1,0 +1,45 @@
+"""What every group of routes shares: the app's open resources, who is asking, and whether they want HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Cookie, Path as PathParam, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import Galaxy
+
+ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
+WHO_COOKIE = "galsearch_who"
+WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
+GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
+Who = Annotated[str | None, Cookie(alias=WHO_COOKIE, description="researcher name (set with POST /who)")]
+
+
+@dataclass
+class AppContext:
+    sessions: sessionmaker[Session]
+    templates: Jinja2Templates
+    vectors: np.ndarray  # embeddings, row-aligned with the galaxies table's ``row``
+    galaxy_or_404: Callable[[str], Galaxy]
+    common: dict
+    max_k: int
+
+
+def researcher(who: str | None) -> str:
+    """The cookie's researcher name, or ``anonymous`` before one is set."""
+    return who if who and len(who) <= 64 else "anonymous"
+
+
+def wants_html(request: Request) -> bool:
+    """htmx requests and browsers get HTML; API clients (no ``text/html`` before JSON in Accept) get JSON."""
+    if request.headers.get("HX-Request") == "true":
+        return True
+    accept = request.headers.get("accept", "")
+    if "text/html" not in accept:
+        return False
+    return "application/json" not in accept or accept.index("text/html") < accept.index("application/json")

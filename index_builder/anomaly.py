@@ -1,0 +1,76 @@
+"""Unsupervised anomaly scores, computed once at build time (``anomaly.npz`` in the workdir).
+
+Two views of "unusual" that fail differently, combined by averaging their percentile ranks:
+- an isolation forest on a PCA of the embeddings (few random cuts isolate a galaxy unlike the rest);
+- the mean cosine distance to a galaxy's k nearest neighbours (a galaxy in an empty region of the embedding).
+The PCA coordinates are stored too: the active-learning model works in them (Walmsley et al. 2022).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+
+from embedder.files import EMBEDDING_IDS, EMBEDDINGS
+from index_builder.index import exact_knn
+
+ANOMALY = "anomaly.npz"
+PCA_DIM = 16
+FIT_MAX = 50_000
+KNN = 10
+CHUNK = 65_536
+
+
+def percentile(x: np.ndarray) -> np.ndarray:
+    """Rank of each value in [0, 1] (ties share their mean rank)."""
+    return ((rankdata(x) - 1) / max(1, len(x) - 1)).astype(np.float32)
+
+
+def unsupervised_scores(vectors: np.ndarray, seed: int = 0, pca_dim: int = PCA_DIM, knn: int = KNN) -> dict:
+    """PCA coordinates plus isolation-forest, k-NN and combined scores (higher = more unusual) for every row."""
+    n = len(vectors)
+    rng = np.random.default_rng(seed)
+    fit = np.sort(rng.choice(n, min(n, FIT_MAX), replace=False))
+    dim = min(pca_dim, vectors.shape[1], len(fit))
+    pca = PCA(dim, random_state=seed).fit(np.asarray(vectors[fit], np.float32))
+    coords = np.concatenate([pca.transform(np.asarray(vectors[s : s + CHUNK], np.float32))
+                             for s in range(0, n, CHUNK)]).astype(np.float32)
+    forest = IsolationForest(n_estimators=200, random_state=seed).fit(coords[fit])
+    iforest = -np.concatenate([forest.score_samples(coords[s : s + CHUNK]) for s in range(0, n, CHUNK)])
+    sims, _ = exact_knn(np.asarray(vectors, np.float32), min(knn, n - 1), "ip")
+    knn_distance = (1.0 - sims).mean(1)
+    combined = (percentile(iforest) + percentile(knn_distance)) / 2
+    return {"pca": coords, "iforest": iforest.astype(np.float32), "knn_distance": knn_distance.astype(np.float32),
+            "combined": combined.astype(np.float32), "explained_variance": float(pca.explained_variance_ratio_.sum())}
+
+
+def build(workdir: Path, seed: int = 0) -> dict:
+    """Score the workdir's embeddings and save them next to the index; returns a summary."""
+    workdir = Path(workdir)
+    t0 = time.perf_counter()
+    vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    scores = unsupervised_scores(vectors, seed)
+    np.savez(workdir / ANOMALY, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
+                                                                         if isinstance(v, np.ndarray)})
+    summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),
+               "explained_variance": round(scores["explained_variance"], 4), "seconds": round(time.perf_counter() - t0, 2)}
+    (workdir / "anomaly.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load(workdir: Path, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The saved scores, computed now if the workdir predates them; checked against the store's ids."""
+    path = Path(workdir) / ANOMALY
+    if not path.exists():
+        build(workdir)
+    with np.load(path) as saved:
+        scores = {k: saved[k] for k in saved.files}
+    if not np.array_equal(scores["ids"].astype(str), np.asarray(ids).astype(str)):
+        raise ValueError(f"{path} belongs to other embeddings; re-run `galsearch index`")
+    return scores
