@@ -89,5 +89,7 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     mean += base
     acquisition = mean + kappa * std
     acquisition[rows] = -np.inf
+    # Predictions live on the rating scale, and a rated 5 stays above any galaxy merely predicted to be one.
+    mean = np.clip(mean, 0.0, MAX_RATING - 1e-3)
     mean[rows] = ratings
     return Ranking(mean.astype(np.float32), acquisition.astype(np.float32), "gaussian_process")

@@ -85,13 +85,20 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         return [by_row[r] for r in rows if r in by_row]
 
     def view(who: str, n: int, force: bool = False) -> dict:
-        fit, change, mine, _ = fitted(who, force)
+        fit, change, mine, known = fitted(who, force)
         r = fit.ranking
-        to_rate = galaxies_at(np.argsort(-r.acquisition, kind="stable")[:n].tolist())
+        # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
+        rated = {known[i].row for i in mine if i in known}
+        order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated)]
+        to_rate = galaxies_at([int(x) for x in order if int(x) not in rated][:n])
         top = galaxies_at(fit.top[:n])
-        message = ("no ratings yet: ranked by the unsupervised score (isolation forest + k-NN distance); "
-                   "rate galaxies and retrain" if r.method == "unsupervised" else
-                   f"Gaussian process on {fit.ratings_at_fit} ratings")
+        if r.method == "gaussian_process":
+            message = f"ranked by a Gaussian process on {fit.ratings_at_fit} ratings"
+        elif mine:
+            message = "ranked by the unsupervised score until the next retrain"
+        else:
+            message = ("no ratings yet: ranked by the unsupervised score (isolation forest + k-NN distance); "
+                       "rate galaxies and retrain")
         return {"who": who, "method": r.method, "message": message, "ratings": len(mine), **change,
                 "to_rate": [{"id": g.id, "ra": g.ra, "dec": g.dec, "score": float(r.acquisition[g.row])}
                             for g in to_rate],

@@ -76,3 +76,10 @@ def test_bad_ratings_are_4xx(client: TestClient, body: dict, code: int) -> None:
 def test_anomaly_page_renders(client: TestClient) -> None:
     page = client.get("/anomalies", headers={"accept": "text/html"}).text
     assert page.count('class="rate-card"') == 24 and 'id="retrain"' in page and "anomalies.js" in page
+
+
+def test_rated_galaxies_leave_the_queue_before_any_retrain(client: TestClient) -> None:
+    first = client.get("/anomalies", params={"n": 5}).json()["to_rate"][0]["id"]
+    after = client.post("/anomalies/ratings", json={"id": first, "rating": 3}).json()
+    assert after["method"] == "unsupervised" and "until the next retrain" in after["message"]
+    assert first not in {g["id"] for g in after["to_rate"]}

@@ -126,3 +126,26 @@ def test_tag_expand_decide_expand_again_and_export(server: str, page) -> None:
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert sorted(r["id"] for r in rows) == sorted([gid, *accepted])
     assert {r["source"] for r in rows} == {"human", "accepted proposal"} and {r["tag"] for r in rows} == {"#diffuse"}
+
+
+def test_rate_anomalies_with_the_keyboard_and_retrain(server: str, page) -> None:
+    page.goto(server + "/anomalies")
+    page.wait_for_selector("#to-rate .rate-card")
+    before = [c.get_attribute("data-id") for c in page.locator("#top figure").all()]
+    rated = []
+    for i, key in enumerate("50415"):
+        card = page.locator("#to-rate .rate-card").first
+        rated.append(card.get_attribute("data-id"))
+        card.focus()
+        page.keyboard.press(key)
+        page.wait_for_function(f"document.querySelector('#anomaly-status').dataset.ratings === '{i + 1}'")
+    assert len(set(rated)) == 5
+    assert not set(rated) & {c.get_attribute("data-id") for c in page.locator("#to-rate .rate-card").all()}
+    page.click("#retrain")
+    page.wait_for_function("document.querySelector('#anomaly-status').dataset.method === 'gaussian_process' && "
+                           "document.querySelector('#anomaly-status').textContent.includes('last retrain')")
+    after = [c.get_attribute("data-id") for c in page.locator("#top figure").all()]
+    assert after != before  # the ranking changed
+    marked = {f.get_attribute("data-id"): f.locator("figcaption").inner_text()
+              for f in page.locator("#top figure.rated").all()}
+    assert marked[rated[0]] == "rated 5" and marked[rated[4]] == "rated 5"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.active import RatingModel, rank
+from galsearch.anomaly_eval import simulate, simulated_ratings
+from index_builder.anomaly import percentile, unsupervised_scores
+
+
+def _survey(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """800 ordinary galaxies in one blob; 20 interesting ones scattered off to one side, 20 artifacts to another."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=0.5, size=(840, 8))
+    x[:800, 2] += 3.0
+    x[800:] += rng.normal(scale=1.5, size=(40, 8))
+    x[800:820, 0] += 3.0  # interesting
+    x[820:, 1] += 3.0  # artifacts: unusual too, but boring
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    interesting, artifact = np.zeros(840, bool), np.zeros(840, bool)
+    interesting[800:820], artifact[820:] = True, True
+    return x.astype(np.float32), interesting, artifact
+
+
+def test_percentile_ranks() -> None:
+    assert percentile(np.array([3.0, 1.0, 2.0, 2.0])).tolist() == pytest.approx([1.0, 0.0, 0.5, 0.5])
+
+
+def test_unsupervised_scores_find_the_outliers() -> None:
+    x, interesting, artifact = _survey()
+    s = unsupervised_scores(x, seed=0, pca_dim=4, knn=5)
+    assert s["pca"].shape == (840, 4) and 0 < s["explained_variance"] <= 1
+    top = np.argsort(-s["combined"])[:40]
+    assert (interesting | artifact)[top].mean() > 0.8  # both kinds of unusual, as expected without ratings
+    assert s["combined"].min() >= 0 and s["combined"].max() <= 1
+
+
+def test_gp_interpolates_ratings_and_is_unsure_far_away() -> None:
+    coords = np.array([[0.0], [1.0], [2.0], [10.0]], np.float32)
+    model = RatingModel(coords, np.array([0, 1, 2]), np.array([0.0, 2.5, 5.0]))
+    mean, std = model.predict(coords)
+    assert mean[:3] == pytest.approx([0.0, 2.5, 5.0], abs=0.5)
+    assert std[3] > 3 * std[1]
+
+
+def test_rank_without_ratings_is_the_prior_and_rated_rows_rank_by_rating() -> None:
+    x, interesting, _ = _survey()
+    prior = np.linspace(0, 1, 840).astype(np.float32)
+    r = rank(x, prior, np.array([], int), np.array([]))
+    assert r.method == "unsupervised" and np.array_equal(r.expected, prior)
+    rows = np.array([800, 801, 5, 6, 7])
+    r = rank(x, prior, rows, np.array([5, 4, 0, 1, 0]))
+    assert r.method == "gaussian_process"
+    assert r.expected[800] == 5 and r.expected[5] == 0 and np.isneginf(r.acquisition[rows]).all()
+    assert r.expected.max() == 5 and np.all(r.expected[np.setdiff1d(np.arange(840), rows)] < 5)
+    unrated = np.setdiff1d(np.arange(840), rows)
+    assert r.expected[unrated][interesting[unrated]].mean() > r.expected[unrated][~interesting[unrated]].mean() + 1
+
+
+def test_simulated_researcher_and_active_learning_beat_the_forest() -> None:
+    x, interesting, artifact = _survey(1)
+    truth = simulated_ratings(interesting, artifact, seed=0)
+    assert set(truth[interesting]) <= {4, 5} and set(truth[artifact]) <= {0, 1} and truth.max() <= 5
+    s = unsupervised_scores(x, seed=0, pca_dim=4, knn=5)
+    out = simulate(s["pca"], s["combined"], s["iforest"], interesting, artifact, seed=0)
+    assert set(out["active_learning"]) == {"0", "50", "100", "200"}
+    assert set(out["artifacts_in_top_100"]) == {"0", "200"}
+    assert out["active_learning"]["200"] >= 0.19  # all 20 interesting galaxies in the top 100
+    assert out["active_learning"]["200"] > out["isolation_forest"]["200"] or out["isolation_forest"]["200"] == 0.2
+    assert out["artifacts_in_top_100"]["200"] <= out["artifacts_in_top_100"]["0"]
