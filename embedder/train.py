@@ -30,7 +30,7 @@ from embedder.store import Store
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = "simclr"  # simclr | moco
+    method: str = "moco"  # moco | simclr
     epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 2e-3
@@ -133,6 +133,9 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     out = Path(out)
     if resume and out.exists():
         ckpt = torch.load(out, map_location="cpu", weights_only=False)
+        if ckpt["config"]["in_channels"] != bands:
+            raise ValueError(f"{out} was trained on {ckpt['config']['in_channels']} bands but this survey has {bands} "
+                             f"({', '.join(store.bands)}); train afresh without --resume")
         if _resumable(ckpt["config"].get("train", {})) != _resumable(asdict(cfg)):
             raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
         objective.load_state_dict(ckpt["objective"])

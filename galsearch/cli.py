@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--workdir", type=Path, help="working directory (default: work/demo)")
         sp.add_argument("--seed", type=int)
         if training:
-            sp.add_argument("--method", choices=["simclr", "moco"], help="contrastive objective (default simclr)")
+            sp.add_argument("--method", choices=["simclr", "moco"], help="contrastive objective (default moco)")
             sp.add_argument("--epochs", type=int, help="default: 12 on a CPU, 200 on a GPU")
             sp.add_argument("--batch-size", type=int)
             sp.add_argument("--learning-rate", type=float)

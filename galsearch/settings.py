@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     # training
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    method: str = "simclr"  # simclr | moco
+    method: str = "moco"  # moco | simclr (measured on the demo: MoCo 0.809 vs SimCLR 0.789 precision@10)
     epochs: int | None = None  # None: epochs_cpu or epochs_gpu, whichever device trains
     epochs_cpu: int = 12
     epochs_gpu: int = 200  # a GPU trains ~50x faster: spend it on a longer schedule

@@ -154,6 +154,10 @@ def test_moco_with_pretext_head_trains_and_refuses_a_mismatched_resume(workdir: 
     with pytest.raises(ValueError, match="other settings"):
         train(store, tmp_path / "m.pt", TrainConfig(epochs=2, batch_size=64, width=8, device="cpu"), resume=True,
               progress=False)
+    ckpt["config"]["in_channels"] = 5
+    torch.save(ckpt, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="trained on 5 bands but this survey has 3"):
+        train(store, tmp_path / "m.pt", cfg, resume=True, progress=False)
 
 
 def test_unknown_method_is_a_clear_error(workdir: Path, tmp_path: Path) -> None:
