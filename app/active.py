@@ -33,6 +33,7 @@ MAX_RATING = 5
 @dataclass(frozen=True)
 class Ranking:
     expected: np.ndarray  # per galaxy: its rating if rated, else the predicted rating (or unsupervised score)
+    order: np.ndarray  # rows by ``expected``, best first (ties, e.g. predictions capped at 5, by the raw prediction)
     acquisition: np.ndarray  # per galaxy: what to rate next, highest first; -inf for rated galaxies
     method: str  # "unsupervised" | "gaussian_process"
 
@@ -88,7 +89,8 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
     prior = np.asarray(prior, np.float32)
     if len(rows) == 0:
-        return Ranking(prior.copy(), prior.copy(), "unsupervised")
+        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable"), acquisition=prior.copy(),
+                       method="unsupervised")
     design = np.c_[np.ones(len(rows)), prior[rows]]
     (a, b), *_ = np.linalg.lstsq(design, ratings, rcond=None)
     base = (a + b * prior).astype(np.float32)
@@ -107,4 +109,8 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     # Predictions live on the rating scale, and a rated 5 stays above any galaxy merely predicted to be one.
     expected = np.clip(mean, 0.0, MAX_RATING - 1e-3)
     expected[rows] = ratings
-    return Ranking(expected.astype(np.float32), acquisition.astype(np.float32), "gaussian_process")
+    raw = mean.copy()
+    raw[rows] = ratings
+    order = np.lexsort((-raw, -expected))
+    return Ranking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
+                   method="gaussian_process")

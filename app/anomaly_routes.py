@@ -55,7 +55,7 @@ class AnomalyRanker:
             if not stale:
                 return fit, {}
             ranking = rank(self.coords, self.prior, rows, ratings)
-            top = np.argsort(-ranking.expected, kind="stable")[:TOP].tolist()
+            top = ranking.order[:TOP].tolist()
             before = set(fit.top) if fit else set(top)
             self.fits[who] = new = _Fit(ranking, len(rows), top)
         change = {"entered_top_100": len(set(top) - before), "left_top_100": len(before - set(top))}

@@ -35,7 +35,7 @@ def simulate(coords: np.ndarray, prior: np.ndarray, iforest: np.ndarray, interes
     for target in range(0, max(CHECKPOINTS) + 1, batch):
         ranking = rank(coords, prior, np.array(rated, int), truth[rated], seed=seed)
         if target in CHECKPOINTS:
-            best = top(ranking.expected)
+            best = ranking.order[:TOP]
             active[str(target)] = round(float(interesting[best].mean()), 4)
             artifacts[str(target)] = int(artifact[best].sum())
         rated += top(ranking.acquisition, batch).tolist()

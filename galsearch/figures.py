@@ -5,6 +5,7 @@ UMAP is used when umap-learn is installed (it keeps global structure better); ot
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +28,9 @@ def project_2d(vectors: np.ndarray, seed: int, method: str = "auto") -> tuple[np
                 raise ValueError("umap-learn is not installed; pip install umap-learn or use --map tsne") from None
         else:
             reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed)
-            return reducer.fit_transform(vectors), "umap"
+            with warnings.catch_warnings():  # a seeded UMAP runs single-threaded and says so at every call
+                warnings.simplefilter("ignore", UserWarning)
+                return reducer.fit_transform(vectors), "umap"
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30, max(2, (len(vectors) - 1) / 3)))

@@ -27,11 +27,15 @@ def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_similarity_ranking_from_one_example_never_proposes_decided_galaxies() -> None:
     x, labels = _clusters()
-    r = rank_candidates(x, np.array([0]), np.array([1, 2]), k=20)
-    assert r.method == "similarity" and len(r.rows) == 20
-    assert not {0, 1, 2} & set(r.rows.tolist())
+    r = rank_candidates(x, np.array([0]), np.array([], int), k=20)
+    assert r.method == "similarity" and len(r.rows) == 20 and 0 not in r.rows
     assert np.all(np.diff(r.scores) <= 0) and (labels[r.rows] == 0).mean() > 0.8
     assert np.allclose(r.scores, (x[r.rows] @ x[0]), atol=1e-5)
+    rejected = np.array([1, 2, 40])  # rejections push their look-alikes down
+    r = rank_candidates(x, np.array([0]), rejected, k=20)
+    assert not {0, 1, 2, 40} & set(r.rows.tolist())
+    expected = x[r.rows] @ x[0] - 0.5 * (x[r.rows] @ x[rejected].T).max(1)
+    assert np.allclose(r.scores, expected, atol=1e-5)
 
 
 def test_classifier_takes_over_with_five_of_each_and_gives_probabilities() -> None:
