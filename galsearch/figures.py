@@ -53,9 +53,10 @@ def eval_figure(result: dict, vectors: np.ndarray, labels: np.ndarray, path: Pat
                  title=f"Linear probe on '{result['label']}'")
     ax_probe.grid(alpha=0.3)
     ax_probe.legend()
-    classes = np.unique(labels[rows])
+    classes, counts = np.unique(labels[rows], return_counts=True)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    for i, c in enumerate(classes):
+    for i in np.argsort(-counts, kind="stable"):  # common classes first, so rare ones are drawn on top
+        c = classes[i]
         sel = labels[rows] == c
         ax_map.scatter(xy[sel, 0], xy[sel, 1], s=4 if sel.sum() > 100 else 14, color=cmap(i % cmap.N), label=c)
     ax_map.set(title=f"Learned embedding ({used.upper()}), coloured by {result['label']}", xticks=[], yticks=[])
