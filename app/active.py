@@ -100,17 +100,14 @@ class RatingModel:
         return float(np.sqrt(self.amplitude)) * self.y_std
 
 
-def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float = KAPPA,
-         seed: int = 0) -> Ranking:
-    """Rank the whole survey from the ratings given so far (``rows`` rated ``ratings``)."""
-    rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
-    prior = np.asarray(prior, np.float32)
-    if len(rows) == 0:
-        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable"), acquisition=prior.copy(),
-                       method="unsupervised")
-    design = np.c_[np.ones(len(rows)), prior[rows]]
-    (a, b), *_ = np.linalg.lstsq(design, ratings, rcond=None)
-    base = (a + b * prior).astype(np.float32)
+def _prior_line(prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    """The unsupervised score mapped onto the rating scale by a straight line fitted to the ratings."""
+    (a, b), *_ = np.linalg.lstsq(np.c_[np.ones(len(rows)), prior[rows]], ratings, rcond=None)
+    return (a + b * prior).astype(np.float32)
+
+
+def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     model = RatingModel(coords, rows, ratings - base[rows], seed)
     mean, _ = model.predict(coords, with_std=False)
     mean += base
@@ -123,6 +120,49 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     acquisition = mean.copy()
     _, std = model.predict(coords[candidates])
     acquisition[candidates] += kappa * std
+    return mean, acquisition
+
+
+def _neighbour_score(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Astronomaly's idea (Lochner & Bassett 2021): a random forest's predicted rating, trusted near rated
+    galaxies and fading into the unsupervised score with the distance to the nearest rated one."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=-1)
+    forest.fit(coords[rows], ratings)
+    rated = np.asarray(coords[rows], np.float32)
+    pred, dist = [], []
+    for s in range(0, len(coords), CHUNK):
+        block = np.asarray(coords[s : s + CHUNK], np.float32)
+        pred.append(forest.predict(block))
+        d2 = (block * block).sum(1)[:, None] + (rated * rated).sum(1)[None, :] - 2 * block @ rated.T
+        dist.append(np.sqrt(np.maximum(d2.min(1), 0)))
+    d = np.concatenate(dist)
+    trust = np.exp(-d / (np.median(d) or 1.0))
+    mean = (trust * np.concatenate(pred) + (1 - trust) * base).astype(np.float32)
+    mean[rows] = -np.inf
+    return mean, mean.copy()
+
+
+METHODS = ("gaussian_process", "neighbour_score")
+
+
+def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float = KAPPA,
+         seed: int = 0, method: str = "gaussian_process") -> Ranking:
+    """Rank the whole survey from the ratings given so far (``rows`` rated ``ratings``) with ``method``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown anomaly method {method!r}; choose one of {', '.join(METHODS)}")
+    rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
+    prior = np.asarray(prior, np.float32)
+    if len(rows) == 0:
+        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable"), acquisition=prior.copy(),
+                       method="unsupervised")
+    base = _prior_line(prior, rows, ratings)
+    if method == "gaussian_process":
+        mean, acquisition = _gaussian_process(coords, base, rows, ratings, kappa, seed)
+    else:
+        mean, acquisition = _neighbour_score(coords, base, rows, ratings, seed)
     # Predictions live on the rating scale, and a rated 5 stays above any galaxy merely predicted to be one.
     expected = np.clip(mean, 0.0, MAX_RATING - 1e-3)
     expected[rows] = ratings
@@ -130,4 +170,4 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     raw[rows] = ratings
     order = np.lexsort((-raw, -expected))
     return Ranking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
-                   method="gaussian_process")
+                   method=method)

@@ -44,6 +44,7 @@ class AnomalyRanker:
     coords: np.ndarray  # PCA coordinates of the embeddings, row-aligned with the store
     prior: np.ndarray  # unsupervised anomaly score per row
     retrain_every: int
+    method: str = "gaussian_process"  # or "neighbour_score"
     fits: dict[str, _Fit] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,7 +55,7 @@ class AnomalyRanker:
             stale = fit is None or force or abs(len(rows) - fit.ratings_at_fit) >= self.retrain_every
             if not stale:
                 return fit, {}
-            ranking = rank(self.coords, self.prior, rows, ratings)
+            ranking = rank(self.coords, self.prior, rows, ratings, method=self.method)
             top = ranking.order[:TOP].tolist()
             before = set(fit.top) if fit else set(top)
             self.fits[who] = new = _Fit(ranking, len(rows), top)
@@ -92,8 +93,8 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated)]
         to_rate = galaxies_at([int(x) for x in order if int(x) not in rated][:n])
         top = galaxies_at(fit.top[:n])
-        if r.method == "gaussian_process":
-            message = f"ranked by a Gaussian process on {fit.ratings_at_fit} ratings"
+        if r.method != "unsupervised":
+            message = f"ranked by {r.method.replace('_', ' ')} on {fit.ratings_at_fit} ratings"
         elif mine:
             message = "ranked by the unsupervised score until the next retrain"
         else:

@@ -137,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
                      common=common, max_k=settings.max_k)
     register_tag_routes(app, ctx)
-    register_anomaly_routes(app, ctx, AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every))
+    register_anomaly_routes(app, ctx, AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every,
+                                                         settings.anomaly_method))
 
     @app.get("/healthz", summary="Liveness and what is loaded")
     def healthz() -> dict:

@@ -27,19 +27,29 @@ def top(score: np.ndarray, n: int = TOP) -> np.ndarray:
     return np.argsort(-score, kind="stable")[:n]
 
 
-def simulate(coords: np.ndarray, prior: np.ndarray, iforest: np.ndarray, interesting: np.ndarray,
-             artifact: np.ndarray, seed: int = 0, batch: int = 10) -> dict:
-    truth = simulated_ratings(interesting, artifact, seed)
+def _session(coords: np.ndarray, prior: np.ndarray, truth: np.ndarray, interesting: np.ndarray,
+             artifact: np.ndarray, method: str, seed: int, batch: int) -> tuple[dict, dict]:
+    """One simulated rating session: interesting share and artifacts in the top 100 at each checkpoint."""
     rated: list[int] = []
     active, artifacts = {}, {}
     for target in range(0, max(CHECKPOINTS) + 1, batch):
-        ranking = rank(coords, prior, np.array(rated, int), truth[rated], seed=seed)
+        ranking = rank(coords, prior, np.array(rated, int), truth[rated], seed=seed, method=method)
         if target in CHECKPOINTS:
             best = ranking.order[:TOP]
             active[str(target)] = round(float(interesting[best].mean()), 4)
             artifacts[str(target)] = int(artifact[best].sum())
         rated += top(ranking.acquisition, batch).tolist()
+    return active, artifacts
+
+
+def simulate(coords: np.ndarray, prior: np.ndarray, iforest: np.ndarray, interesting: np.ndarray,
+             artifact: np.ndarray, seed: int = 0, batch: int = 10) -> dict:
+    """``active_learning`` is the app's default (Gaussian process); ``neighbour_score`` the alternative."""
+    truth = simulated_ratings(interesting, artifact, seed)
+    active, artifacts = _session(coords, prior, truth, interesting, artifact, "gaussian_process", seed, batch)
+    neighbour, _ = _session(coords, prior, truth, interesting, artifact, "neighbour_score", seed, batch)
     forest = round(float(interesting[top(iforest)].mean()), 4)
+    last = str(max(CHECKPOINTS))
     return {"active_learning": active, "isolation_forest": {str(c): forest for c in CHECKPOINTS},
-            "artifacts_in_top_100": {"0": artifacts["0"], str(max(CHECKPOINTS)): artifacts[str(max(CHECKPOINTS))]},
-            "ratings_per_batch": batch}
+            "artifacts_in_top_100": {"0": artifacts["0"], last: artifacts[last]},
+            "neighbour_score": neighbour, "ratings_per_batch": batch}

@@ -8,6 +8,7 @@ the CLI passes in as keyword overrides.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     page_size: int = 48
     max_k: int = 200
     retrain_every: int = 10  # refit a researcher's anomaly ranking after this many new ratings
+    anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
 
     def resolved_epochs(self, device_type: str) -> int:
         return self.epochs if self.epochs is not None else (self.epochs_gpu if device_type == "cuda" else self.epochs_cpu)

@@ -68,3 +68,15 @@ def test_simulated_researcher_and_active_learning_beat_the_forest() -> None:
     assert out["active_learning"]["200"] >= 0.19  # all 20 interesting galaxies in the top 100
     assert out["active_learning"]["200"] > out["isolation_forest"]["200"] or out["isolation_forest"]["200"] == 0.2
     assert out["artifacts_in_top_100"]["200"] <= out["artifacts_in_top_100"]["0"]
+
+
+def test_neighbour_score_alternative_ranks_and_unknown_methods_fail() -> None:
+    x, interesting, _ = _survey()
+    prior = np.linspace(0, 1, 840).astype(np.float32)
+    rows = np.array([800, 801, 802, 5, 6, 7])
+    r = rank(x, prior, rows, np.array([5, 5, 4, 0, 1, 0]), method="neighbour_score")
+    assert r.method == "neighbour_score" and sorted(r.order[:2]) == [800, 801]  # the two rated 5
+    unrated = np.setdiff1d(np.arange(840), rows)
+    assert r.expected[unrated][interesting[unrated]].mean() > r.expected[unrated][~interesting[unrated]].mean()
+    with pytest.raises(ValueError, match="unknown anomaly method"):
+        rank(x, prior, rows, np.zeros(6), method="astrology")
