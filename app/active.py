@@ -60,9 +60,11 @@ class RatingModel:
         self.x = x.astype(np.float32)
         k = self.amplitude * self._k(self.x, self.x).astype(np.float64) + noise * np.eye(len(x))
         k_inv = np.linalg.inv(k)
+        self._lambda_max = float(np.linalg.eigvalsh(k)[-1])
         # The amplitude is folded in here so prediction multiplies by the bare kernel.
         self.alpha = (self.amplitude * (k_inv @ ((y - self.y_mean) / self.y_std))).astype(np.float32)
         self.k_inv = (self.amplitude**2 * k_inv).astype(np.float32)
+        self._prepare_factored()
 
     def _k(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """RBF kernel without its amplitude, built in place in one (len(a), len(b)) float32 array."""
@@ -75,29 +77,53 @@ class RatingModel:
         np.minimum(g, 0, out=g)
         return np.exp(g, out=g)
 
-    def _predict_block(self, block: np.ndarray, with_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        ks = self._k(np.asarray(block, np.float32), self.x)
-        mean = ks @ self.alpha
-        if not with_std:
-            return mean, None
-        var = self.amplitude - ((ks @ self.k_inv) * ks).sum(1)
-        return mean, np.sqrt(np.maximum(var, 0))
+    def _prepare_factored(self) -> None:
+        """exp(-|a-b|^2) = exp(-|a|^2) exp(-|b|^2) exp(2 a.b): the rated side's factor goes into alpha and the
+        inverse kernel once, so each (galaxy, rating) pair costs one exp of a matrix-product entry."""
+        scale = np.float32(1 / (np.sqrt(2) * self.length))
+        self._xs = self.x * scale
+        rb = np.exp(-(self._xs * self._xs).sum(1))
+        self._alpha_f = (self.alpha * rb).astype(np.float32)
+        self._k_inv_f = (rb[:, None] * self.k_inv * rb[None, :]).astype(np.float32)
+        self._rb2 = (rb * rb).astype(np.float32)
+        self._scale = scale
+        self._max_b = float(np.sqrt((self._xs * self._xs).sum(1).max()))
 
-    def predict(self, coords: np.ndarray, with_std: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Mean (and, if asked, standard deviation) of the predicted rating for every row of ``coords``.
+    def _predict_block(self, block: np.ndarray, std: str) -> tuple[np.ndarray, np.ndarray | None]:
+        a = np.asarray(block, np.float32) * self._scale
+        na = (a * a).sum(1)
+        # exp(2 a.b), and its square for the bound, stay finite in float32 (overflow at e^88)
+        if 2 * float(np.sqrt(na.max(initial=0))) * self._max_b < 40:
+            e = a @ self._xs.T
+            e *= 2
+            np.exp(e, out=e)
+            ra = np.exp(-na)
+            mean = ra * (e @ self._alpha_f)
+            if std == "exact":
+                var = self.amplitude - ra**2 * ((e @ self._k_inv_f) * e).sum(1)
+            elif std == "bound":  # k'K^-1 k >= |k|^2 / lambda_max(K): an upper bound on the variance
+                np.square(e, out=e)
+                var = self.amplitude - self.amplitude**2 * ra**2 * (e @ self._rb2) / self._lambda_max
+        else:
+            ks = self._k(np.asarray(block, np.float32), self.x)
+            mean = ks @ self.alpha
+            if std == "exact":
+                var = self.amplitude - ((ks @ self.k_inv) * ks).sum(1)
+            elif std == "bound":
+                var = self.amplitude - self.amplitude**2 * (ks * ks).sum(1) / self._lambda_max
+        return mean, (np.sqrt(np.maximum(var, 0)) if std != "none" else None)
+
+    def predict(self, coords: np.ndarray, std: str = "exact") -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean and standard deviation (``std``: "exact", a cheap upper "bound", or "none") of the predicted
+        rating for every row of ``coords``.
 
         Blocks run on all cores: numpy's element-wise kernels are single-threaded but release the GIL.
         """
         blocks = [coords[s : s + CHUNK] for s in range(0, len(coords), CHUNK)]
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            parts = list(pool.map(lambda b: self._predict_block(b, with_std), blocks))
+            parts = list(pool.map(lambda b: self._predict_block(b, std), blocks))
         mean = np.concatenate([m for m, _ in parts]) * self.y_std + self.y_mean
-        return mean, (np.concatenate([sd for _, sd in parts]) * self.y_std if with_std else None)
-
-    @property
-    def max_std(self) -> float:
-        """The prior's standard deviation, which no prediction's uncertainty exceeds."""
-        return float(np.sqrt(self.amplitude)) * self.y_std
+        return mean, (np.concatenate([sd for _, sd in parts]) * self.y_std if std != "none" else None)
 
 
 def _prior_line(prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray) -> np.ndarray:
@@ -109,14 +135,14 @@ def _prior_line(prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray) -> np.
 def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float,
                       seed: int) -> tuple[np.ndarray, np.ndarray]:
     model = RatingModel(coords, rows, ratings - base[rows], seed)
-    mean, _ = model.predict(coords, with_std=False)
+    mean, std_bound = model.predict(coords, std="bound")
     mean += base
     mean[rows] = -np.inf
-    # The variance costs a (N x ratings x ratings) product: compute it only where the upper confidence bound
-    # can still reach the EXACT_TOP-th best, which keeps the acquisition order exact there. Elsewhere the mean
-    # stands in (a lower bound of the bound, so those galaxies stay below).
+    # The exact variance costs a (N x ratings x ratings) product: compute it only where an upper bound of the
+    # upper confidence bound can still reach the EXACT_TOP-th best mean, which keeps the acquisition order exact
+    # there. Elsewhere the mean stands in (a lower bound, so those galaxies stay below).
     threshold = np.partition(mean, -min(EXACT_TOP, len(mean)))[-min(EXACT_TOP, len(mean))]
-    candidates = np.flatnonzero(mean + kappa * model.max_std >= threshold)
+    candidates = np.flatnonzero(mean + kappa * std_bound >= threshold)
     acquisition = mean.copy()
     _, std = model.predict(coords[candidates])
     acquisition[candidates] += kappa * std

@@ -3,8 +3,10 @@
     python bench/anomaly.py --n 100000 1000000 --ratings 200 --json
 
 Synthetic PCA coordinates (the ranking's cost does not depend on what they show) and a synthetic rater.
-Reports, per survey size: the Gaussian-process fit on the ratings, prediction over every galaxy, and the two
-together (what a researcher waits for), best of ``--repeat`` runs.
+Reports, per survey size: the Gaussian-process fit on the ratings (``fit_s``), an exact mean and standard
+deviation for every galaxy (``predict_s``, for reference), and a whole re-rank as the app does it (``rerank_s``:
+fit, mean everywhere, exact deviation only where it can change the top; what a researcher waits for), best of
+``--repeat`` runs.
 """
 
 from __future__ import annotations

@@ -80,3 +80,17 @@ def test_neighbour_score_alternative_ranks_and_unknown_methods_fail() -> None:
     assert r.expected[unrated][interesting[unrated]].mean() > r.expected[unrated][~interesting[unrated]].mean()
     with pytest.raises(ValueError, match="unknown anomaly method"):
         rank(x, prior, rows, np.zeros(6), method="astrology")
+
+
+def test_fast_kernel_path_matches_the_direct_one_and_the_bound_holds() -> None:
+    rng = np.random.default_rng(2)
+    coords = rng.normal(size=(500, 6)).astype(np.float32)
+    rows = rng.choice(500, 40, replace=False)
+    model = RatingModel(coords, rows, rng.integers(0, 6, 40).astype(float))
+    fast_mean, fast_std = model.predict(coords)
+    _, bound = model.predict(coords, std="bound")
+    model._max_b = np.inf  # forces the direct kernel
+    mean, std = model.predict(coords)
+    assert np.allclose(fast_mean, mean, atol=1e-3) and np.allclose(fast_std, std, atol=1e-3)
+    assert np.all(bound >= std - 1e-3)
+    assert model.predict(coords, std="none")[1] is None
