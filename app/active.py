@@ -28,6 +28,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
 KAPPA = 0.5
 EXACT_TOP = 2_000  # galaxies whose acquisition order is exact (the next to rate are always among them)
+BOUND_STEP = 8_192  # galaxies whose exact variance is computed per step of the best-first search
 CHUNK = 65_536
 MAX_RATING = 5
 
@@ -35,7 +36,8 @@ MAX_RATING = 5
 @dataclass(frozen=True)
 class Ranking:
     expected: np.ndarray  # per galaxy: its rating if rated, else the predicted rating (or unsupervised score)
-    order: np.ndarray  # rows by ``expected``, best first (ties, e.g. predictions capped at 5, by the raw prediction)
+    order: np.ndarray  # the best EXACT_TOP rows by ``expected``, best first (ties, e.g. predictions capped at 5,
+    # broken by the raw prediction)
     acquisition: np.ndarray  # per galaxy: what to rate next, highest first; -inf for rated galaxies
     method: str  # "unsupervised" | "gaussian_process"
 
@@ -138,14 +140,21 @@ def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ra
     mean, std_bound = model.predict(coords, std="bound")
     mean += base
     mean[rows] = -np.inf
-    # The exact variance costs a (N x ratings x ratings) product: compute it only where an upper bound of the
-    # upper confidence bound can still reach the EXACT_TOP-th best mean, which keeps the acquisition order exact
-    # there. Elsewhere the mean stands in (a lower bound, so those galaxies stay below).
-    threshold = np.partition(mean, -min(EXACT_TOP, len(mean)))[-min(EXACT_TOP, len(mean))]
-    candidates = np.flatnonzero(mean + kappa * std_bound >= threshold)
+    # The exact variance costs a (N x ratings x ratings) product, so it is computed best-first (by an upper
+    # bound of the acquisition) until no galaxy left can reach the EXACT_TOP-th best acquisition found so far:
+    # the order is then exact there. Elsewhere the mean stands in (a lower bound, so those galaxies stay below).
+    top_k = min(EXACT_TOP, len(mean))
+    upper = mean + kappa * std_bound
+    candidates = np.flatnonzero(upper >= np.partition(mean, -top_k)[-top_k])
+    candidates = candidates[np.argsort(-upper[candidates], kind="stable")]
     acquisition = mean.copy()
-    _, std = model.predict(coords[candidates])
-    acquisition[candidates] += kappa * std
+    for start in range(0, len(candidates), BOUND_STEP):
+        block = candidates[start : start + BOUND_STEP]
+        _, std = model.predict(coords[block])
+        acquisition[block] += kappa * std
+        rest = start + BOUND_STEP
+        if rest < len(candidates) and upper[candidates[rest]] < np.partition(acquisition, -top_k)[-top_k]:
+            break
     return mean, acquisition
 
 
@@ -182,7 +191,8 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
     prior = np.asarray(prior, np.float32)
     if len(rows) == 0:
-        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable"), acquisition=prior.copy(),
+        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable")[:EXACT_TOP],
+                       acquisition=prior.copy(),
                        method="unsupervised")
     base = _prior_line(prior, rows, ratings)
     if method == "gaussian_process":
@@ -194,6 +204,7 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     expected[rows] = ratings
     raw = mean.copy()
     raw[rows] = ratings
-    order = np.lexsort((-raw, -expected))
+    top = np.argpartition(-expected, min(EXACT_TOP, len(expected)) - 1)[:EXACT_TOP]  # sorting all costs more
+    order = top[np.lexsort((-raw[top], -expected[top]))]
     return Ranking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
                    method=method)

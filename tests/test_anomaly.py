@@ -94,3 +94,22 @@ def test_fast_kernel_path_matches_the_direct_one_and_the_bound_holds() -> None:
     assert np.allclose(fast_mean, mean, atol=1e-3) and np.allclose(fast_std, std, atol=1e-3)
     assert np.all(bound >= std - 1e-3)
     assert model.predict(coords, std="none")[1] is None
+
+
+def test_best_first_variance_keeps_the_top_of_the_acquisition_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.active as active
+
+    monkeypatch.setattr(active, "EXACT_TOP", 25)
+    monkeypatch.setattr(active, "BOUND_STEP", 16)
+    rng = np.random.default_rng(5)
+    coords = rng.normal(size=(3000, 4)).astype(np.float32)
+    prior = rng.random(3000).astype(np.float32)
+    rows = rng.choice(3000, 30, replace=False)
+    ratings = rng.integers(0, 6, 30).astype(float)
+    got = active.rank(coords, prior, rows, ratings)
+    base = active._prior_line(prior, rows, ratings)
+    mean, std = active.RatingModel(coords, rows, ratings - base[rows]).predict(coords)
+    exact = mean + base + active.KAPPA * std
+    exact[rows] = -np.inf
+    assert np.array_equal(np.argsort(-got.acquisition)[:25], np.argsort(-exact)[:25])
+    assert np.allclose(np.sort(got.acquisition)[-25:], np.sort(exact)[-25:], atol=1e-4)
