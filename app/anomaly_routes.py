@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app.active import Ranking, rank
 from app.db import Galaxy, Rating, upsert
-from app.tagging import EXPORT_FORMATS, table_bytes
+from app.tagging import EXPORT_FORMATS, coord, table_bytes
 from app.web import ID_PATTERN, AppContext, GalaxyId, Who, researcher, wants_html
 
 TOP = 100
@@ -68,22 +68,13 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         with ctx.sessions() as s:
             return {r.galaxy_id: r for r in s.scalars(select(Rating).where(Rating.who == who))}
 
-    def rows_by_id(ids: list[str]) -> dict[str, Galaxy]:
-        with ctx.sessions() as s:
-            return {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_(ids)))}
-
     def fitted(who: str, force: bool = False) -> tuple[_Fit, dict, dict[str, Rating], dict[str, Galaxy]]:
         mine = ratings_of(who)
-        known = rows_by_id(list(mine))
+        known = ctx.galaxies_by_id(list(mine))
         ids = [i for i in mine if i in known]
         fit, change = ranker.current(who, np.array([known[i].row for i in ids], int),
                                      np.array([mine[i].rating for i in ids], float), force)
         return fit, change, mine, known
-
-    def galaxies_at(rows: list[int]) -> list[Galaxy]:
-        with ctx.sessions() as s:
-            by_row = {g.row: g for g in s.scalars(select(Galaxy).where(Galaxy.row.in_(rows)))}
-        return [by_row[r] for r in rows if r in by_row]
 
     def view(who: str, n: int, force: bool = False) -> dict:
         fit, change, mine, known = fitted(who, force)
@@ -91,8 +82,8 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
         rated = {known[i].row for i in mine if i in known}
         order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated)]
-        to_rate = galaxies_at([int(x) for x in order if int(x) not in rated][:n])
-        top = galaxies_at(fit.top[:n])
+        to_rate = ctx.galaxies_at([int(x) for x in order if int(x) not in rated][:n])
+        top = ctx.galaxies_at(fit.top[:n])
         if r.method != "unsupervised":
             message = f"ranked by {r.method.replace('_', ' ')} on {fit.ratings_at_fit} ratings"
         elif mine:
@@ -134,12 +125,10 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         with ctx.sessions() as s:
             query = select(Rating) if everyone else select(Rating).where(Rating.who == researcher(who))
             rows = list(s.scalars(query.order_by(Rating.updated_at)))
-        known = rows_by_id([r.galaxy_id for r in rows])
-        coord = {i: (g.ra if g.ra is not None else np.nan, g.dec if g.dec is not None else np.nan)
-                 for i, g in known.items()}
+        known = ctx.galaxies_by_id([r.galaxy_id for r in rows])
         table = Table({"id": [r.galaxy_id for r in rows],
-                       "ra": np.array([coord.get(r.galaxy_id, (np.nan,))[0] for r in rows], float),
-                       "dec": np.array([coord.get(r.galaxy_id, (np.nan, np.nan))[1] for r in rows], float),
+                       "ra": np.array([coord(known.get(r.galaxy_id), "ra") for r in rows], float),
+                       "dec": np.array([coord(known.get(r.galaxy_id), "dec") for r in rows], float),
                        "rating": np.array([r.rating for r in rows], int), "who": [r.who for r in rows],
                        "when": [r.updated_at.isoformat() for r in rows]}, meta={"ORIGIN": "galsearch"})
         table["ra"].unit = table["dec"].unit = "deg"

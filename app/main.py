@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
+from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.tag_routes import register_tag_routes
-from app.web import AppContext
 from app.thumbs import ThumbnailCache
+from app.web import AppContext, GalaxyId
 from embedder.checksum import file_sha256
 from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 from embedder.store import Store
@@ -29,7 +29,6 @@ from galsearch.settings import Settings
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
-GalaxyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.+\-]{1,64}$", description="catalog id of the galaxy")]
 
 
 def _galaxy_json(g: Galaxy) -> dict:

@@ -12,10 +12,8 @@ import numpy as np
 from fastapi import FastAPI, Form, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from app import tagging
-from app.db import Galaxy
 from app.tags import normalise_tag, rank_candidates
 from app.web import ID_PATTERN, WHO_COOKIE, WHO_PATTERN, AppContext, GalaxyId, Who, researcher, wants_html
 
@@ -40,10 +38,6 @@ def _tag_or_422(raw: str) -> str:
 
 
 def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
-    def rows_of(ids: list[str]) -> dict[str, Galaxy]:
-        with ctx.sessions() as s:
-            return {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_(ids)))}
-
     def tag_state(tag: str) -> tuple[list, dict]:
         rows = tagging.assignments(ctx.sessions, tag)
         return rows, tagging.summary(rows)
@@ -69,7 +63,7 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
             raise HTTPException(404, f"no galaxy carries {name} yet")
         members = [r for r in rows if r.status in tagging.MEMBER]
         if wants_html(request):
-            found = rows_of([r.galaxy_id for r in members])
+            found = ctx.galaxies_by_id([r.galaxy_id for r in members])
             return ctx.templates.TemplateResponse(request, "tag.html", {
                 **ctx.common, "tag": name, "counts": counts, "who": researcher(who), "k": 24,
                 "members": [(found[r.galaxy_id], r) for r in members if r.galaxy_id in found]})
@@ -117,13 +111,12 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
         members = [r.galaxy_id for r in rows if r.status in tagging.MEMBER]
         if not members:
             raise HTTPException(404, f"no galaxy carries {name} yet: tag one first")
-        known = rows_of([r.galaxy_id for r in rows])
+        known = ctx.galaxies_by_id([r.galaxy_id for r in rows])
         pos = np.array([known[i].row for i in members if i in known], int)
         neg = np.array([known[r.galaxy_id].row for r in rows if r.status == "rejected" and r.galaxy_id in known], int)
         ranking = rank_candidates(ctx.vectors, pos, neg, k)
-        with ctx.sessions() as s:
-            by_row = {g.row: g for g in s.scalars(select(Galaxy).where(Galaxy.row.in_(ranking.rows.tolist())))}
-        found = [(by_row[int(r)], float(sc)) for r, sc in zip(ranking.rows, ranking.scores) if int(r) in by_row]
+        score = dict(zip(ranking.rows.tolist(), ranking.scores.tolist()))
+        found = [(g, score[g.row]) for g in ctx.galaxies_at(ranking.rows.tolist())]
         if wants_html(request):
             return ctx.templates.TemplateResponse(request, "candidates.html", {
                 "tag": name, "method": ranking.method, "candidates": found, "counts": counts, "k": k})
@@ -133,7 +126,7 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
     @app.post("/tags/{tag}/decisions", summary="Accept or reject proposed galaxies (deciding again updates)")
     def decide(tag: TagPath, body: Decisions, who: Who = None) -> dict:
         name = _tag_or_422(tag)
-        missing = sorted({d.id for d in body.decisions} - set(rows_of([d.id for d in body.decisions])))
+        missing = sorted({d.id for d in body.decisions} - set(ctx.galaxies_by_id([d.id for d in body.decisions])))
         if missing:
             raise HTTPException(404, f"unknown galaxy id(s): {', '.join(missing[:10])}")
         for d in body.decisions:

@@ -96,8 +96,8 @@ def export(sessions: sessionmaker[Session], name: str, fmt: str) -> tuple[bytes,
     table = Table(
         {
             "id": [r.galaxy_id for r in members],
-            "ra": np.array([_coord(galaxies.get(r.galaxy_id), "ra") for r in members], float),
-            "dec": np.array([_coord(galaxies.get(r.galaxy_id), "dec") for r in members], float),
+            "ra": np.array([coord(galaxies.get(r.galaxy_id), "ra") for r in members], float),
+            "dec": np.array([coord(galaxies.get(r.galaxy_id), "dec") for r in members], float),
             "tag": [name] * len(members),
             "source": ["human" if r.status == "positive" else "accepted proposal" for r in members],
             "score": np.array([np.nan if r.score is None else r.score for r in members], float),
@@ -123,6 +123,7 @@ def table_bytes(table: Table, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _coord(g: Galaxy | None, attr: str) -> float:
+def coord(g: Galaxy | None, attr: str) -> float:
+    """A galaxy's RA or Dec for a table column: NaN where unknown."""
     value = getattr(g, attr, None) if g is not None else None
     return np.nan if value is None else value

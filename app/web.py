@@ -9,6 +9,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Cookie, Path as PathParam, Request
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Galaxy
@@ -28,6 +29,17 @@ class AppContext:
     galaxy_or_404: Callable[[str], Galaxy]
     common: dict
     max_k: int
+
+    def galaxies_by_id(self, ids: list[str]) -> dict[str, Galaxy]:
+        """The known galaxies among ``ids`` (unknown ids are simply absent)."""
+        with self.sessions() as s:
+            return {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_(ids)))}
+
+    def galaxies_at(self, rows: list[int]) -> list[Galaxy]:
+        """The galaxies at these store rows, in the order given."""
+        with self.sessions() as s:
+            by_row = {g.row: g for g in s.scalars(select(Galaxy).where(Galaxy.row.in_(rows)))}
+        return [by_row[r] for r in rows if r in by_row]
 
 
 def researcher(who: str | None) -> str:
