@@ -5,6 +5,7 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 """
 
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="galsearch", version="0.1.0",
                   description="Find look-alikes of a galaxy in a survey from self-supervised embeddings.")
+    @app.middleware("http")
+    async def _server_timing(request: Request, call_next):
+        """Every response says how long the server spent on it (browser dev tools show ``Server-Timing``)."""
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"
+        return response
+
     app.mount("/static/htmx", StaticFiles(directory=htmx_dir()), name="htmx")
     app.mount("/static/app", StaticFiles(directory=STATIC_DIR), name="static")
     common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"]}

@@ -17,7 +17,7 @@ from galsearch.settings import Settings
 
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
-                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "workers")
+                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type", "workers")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -77,8 +77,10 @@ def _index(s: Settings) -> None:
     from index_builder import anomaly
     from index_builder.index import build
 
-    manifest = build(s.workdir)
-    _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']} -> {s.workdir}")
+    manifest = build(s.workdir, s.index_type, s.seed)
+    tuned = f", nprobe {manifest['nprobe']}" if "nprobe" in manifest else ""
+    _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']}{tuned}: recall@50 "
+         f"{manifest['recall_at_50']} in {manifest['build_s']} s -> {s.workdir}")
     summary = anomaly.build(s.workdir, s.seed)
     _log(f"anomaly scores (isolation forest + k-NN distance on PCA-{summary['pca_dim']}) -> "
          f"{s.workdir / anomaly.ANOMALY}")
@@ -185,6 +187,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
          + (f", figure {s.workdir / result['figure']}" if "figure" in result else ""))
 
 
+def _index_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--index-type", choices=["auto", "flat", "ivf"],
+                    help="auto (default): exact below 100,000 galaxies, IVF with tuned nprobe above")
+
+
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--crop", type=float, default=1.0, help="keep this central fraction of each cutout")
     sp.add_argument("--size", type=int, help="resample cutouts to this many pixels a side")
@@ -232,11 +239,13 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("embed", cmd_embed, "encode every cutout into an embedding (resumes an interrupted run)")
     sp.add_argument("--device", help="auto | cpu | cuda")
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
-    add("index", cmd_index, "build the FAISS index over the embeddings")
+    sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
+    _index_flags(sp)
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
     sp.add_argument("--survey", type=Path, required=True,
                     help="survey folder (catalog + cutouts), its catalog file, or a packed store")
     _ingest_flags(sp)
+    _index_flags(sp)
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     add("serve", cmd_serve, "serve the gallery and API", serving=True)
     sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
     compile: bool = False  # torch.compile the training step
     pca: int = 0  # reduce embeddings to this many PCA components for search (0 = keep all)
+    index_type: Literal["auto", "flat", "ivf"] = "auto"  # auto: exact below 100,000 galaxies, IVF above
     workers: int = 2
 
     # serving

@@ -1,8 +1,17 @@
 """Build, save and load the similarity index.
 
-Small surveys get an exact ``IndexFlatIP`` (inner product = cosine similarity, since embeddings are
-L2-normalised). Next to the index sit the row -> galaxy id map and ``manifest.json``; loading checks the manifest
-against the embeddings it was built from, so a server never answers from an index of another model or survey.
+Inner product = cosine similarity, since embeddings are L2-normalised. The index type follows the survey's size:
+
+| vectors | index | why |
+|---|---|---|
+| < ``EXACT_MAX`` (100,000) | ``IndexFlatIP`` | exact, and brute force is still a few ms per query |
+| larger | ``IndexIVFFlat`` with ~4 sqrt(N) lists | a query scans ``nprobe`` lists only; vectors kept exact |
+
+For IVF, ``nprobe`` is tuned at build time: recall@50 against exact search is measured on ``RECALL_QUERIES``
+held-out galaxies for nprobe = 1, 2, 4, ..., and the smallest reaching ``TARGET_RECALL`` (0.95) is kept, with the
+recall it measured, in ``manifest.json``. Next to the index sit the row -> galaxy id map and the manifest; loading
+checks the manifest against the embeddings it was built from, so a server never answers from an index of
+another model or survey.
 """
 
 from __future__ import annotations
@@ -17,6 +26,10 @@ import numpy as np
 
 from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
 
+EXACT_MAX = 100_000
+TARGET_RECALL = 0.95
+RECALL_QUERIES = 1_000
+RECALL_K = 50
 INDEX = "index.faiss"
 INDEX_IDS = "index_ids.npy"
 MANIFEST = "manifest.json"
@@ -39,7 +52,53 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str = "ip") -> tuple[np.ndarr
     return scores[keep].reshape(len(x), k), rows[keep].reshape(len(x), k)
 
 
-def build(workdir: Path) -> dict:
+def _recall(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
+    """recall@k of ``index`` against exact search, for the galaxies at rows ``queries`` (self excluded)."""
+    q = np.ascontiguousarray(vectors[queries], dtype=np.float32)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    for start in range(0, len(vectors), 65536):
+        exact.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
+    _, truth = exact.search(q, k + 1)
+    _, found = index.search(q, k + 1)
+    hits = [len((set(t) - {r}) & (set(f) - {r})) / max(1, len(set(t) - {r}))
+            for r, t, f in zip(queries, truth, found)]
+    return float(np.mean(hits))
+
+
+def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0) -> tuple[faiss.Index, dict]:
+    """Build the index for ``vectors`` (N, dim), L2-normalised; returns it and what the manifest records."""
+    n, dim = vectors.shape
+    kind = ("flat" if n < EXACT_MAX else "ivf") if kind == "auto" else kind
+    if kind not in ("flat", "ivf"):
+        raise ValueError(f"unknown index type {kind!r}; choose auto, flat or ivf")
+    t0 = time.perf_counter()
+    if kind == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    else:
+        # ~4 sqrt(N) lists, each with at least 39 training points as FAISS asks.
+        nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        train = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
+        index.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
+    for start in range(0, n, 65536):
+        index.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
+    details = {"index_type": type(index).__name__}
+    if kind == "flat":
+        return index, {**details, "recall_at_50": 1.0, "build_s": round(time.perf_counter() - t0, 3)}
+    queries = np.random.default_rng(seed + 1).choice(n, min(n, RECALL_QUERIES), replace=False)
+    tried = {}
+    for nprobe in (2**i for i in range(0, 16)):
+        index.nprobe = min(nprobe, index.nlist)
+        tried[index.nprobe] = round(_recall(index, vectors, queries, RECALL_K), 4)
+        if tried[index.nprobe] >= TARGET_RECALL or index.nprobe == index.nlist:
+            break
+    return index, {**details, "nlist": int(index.nlist), "nprobe": int(index.nprobe),
+                   "recall_at_50": tried[index.nprobe], "recall_by_nprobe": tried,
+                   "recall_queries": int(len(queries)), "build_s": round(time.perf_counter() - t0, 3)}
+
+
+def build(workdir: Path, kind: str = "auto", seed: int = 0) -> dict:
     """Index ``workdir``'s embeddings; write the index, its id map and manifest; return the manifest."""
     workdir = Path(workdir)
     info_path = workdir / EMBEDDING_INFO
@@ -51,10 +110,7 @@ def build(workdir: Path) -> dict:
     if emb.shape[0] != len(ids) or emb.shape[0] != info["count"]:
         raise IndexMismatchError(f"embeddings ({emb.shape[0]}), ids ({len(ids)}) and embeddings.json "
                                  f"({info['count']}) disagree; re-run `galsearch embed`")
-    t0 = time.perf_counter()
-    index = faiss.IndexFlatIP(emb.shape[1])
-    for start in range(0, emb.shape[0], 65536):
-        index.add(np.ascontiguousarray(emb[start : start + 65536], dtype=np.float32))
+    index, details = make_index(emb, kind, seed)
     faiss.write_index(index, str(workdir / (INDEX + ".tmp")))
     np.save(workdir / (INDEX_IDS + ".tmp.npy"), ids)
     manifest = {
@@ -62,9 +118,7 @@ def build(workdir: Path) -> dict:
         "dim": int(emb.shape[1]),
         "metric": "inner_product",
         "count": int(emb.shape[0]),
-        "index_type": "IndexFlatIP",
-        "recall_at_50": 1.0,  # exact search
-        "build_s": round(time.perf_counter() - t0, 3),
+        **details,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # Index and id map first, manifest last: a reader that finds a manifest finds the files it describes.
@@ -104,7 +158,10 @@ def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex
             raise FileNotFoundError(f"{workdir / name} is missing (run `galsearch build` first)")
     manifest = json.loads((workdir / MANIFEST).read_text())
     info = json.loads((workdir / EMBEDDING_INFO).read_text())
-    index = faiss.read_index(str(workdir / INDEX))
+    # Memory-mapped: a large index opens at once and pages in as queries touch it.
+    index = faiss.read_index(str(workdir / INDEX), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    if "nprobe" in manifest:
+        faiss.extract_index_ivf(index).nprobe = int(manifest["nprobe"])
     ids = np.load(workdir / INDEX_IDS)
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     problems = []

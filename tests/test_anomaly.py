@@ -113,3 +113,13 @@ def test_best_first_variance_keeps_the_top_of_the_acquisition_exact(monkeypatch:
     exact[rows] = -np.inf
     assert np.array_equal(np.argsort(-got.acquisition)[:25], np.argsort(-exact)[:25])
     assert np.allclose(np.sort(got.acquisition)[-25:], np.sort(exact)[-25:], atol=1e-4)
+
+
+def test_knn_distance_through_an_index_matches_exact_search() -> None:
+    from index_builder.index import make_index
+
+    x, _, _ = _survey(3)
+    index, _ = make_index(x, "flat")
+    exact = unsupervised_scores(x, seed=0, pca_dim=4, knn=5)
+    via_index = unsupervised_scores(x, seed=0, pca_dim=4, knn=5, index=index)
+    assert np.allclose(exact["knn_distance"], via_index["knn_distance"], atol=1e-5)

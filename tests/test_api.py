@@ -148,3 +148,9 @@ def test_app_does_not_import_training_code() -> None:
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_responses_carry_server_timing(client: TestClient, catalog: Table) -> None:
+    r = client.get(f"/galaxies/{catalog['id'][0]}/similar", params={"k": 5})
+    name, dur = r.headers["server-timing"].split(";dur=")
+    assert name == "app" and float(dur) >= 0

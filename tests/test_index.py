@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index_builder.index import IndexMismatchError, build, exact_knn, load
+from index_builder.index import TARGET_RECALL, IndexMismatchError, build, exact_knn, load, make_index
 
 
 def test_exact_knn_excludes_self() -> None:
@@ -67,3 +67,37 @@ def test_missing_files_name_the_fix(tmp_path: Path) -> None:
         load(tmp_path)
     with pytest.raises(FileNotFoundError, match="embed"):
         build(tmp_path)
+
+
+def _mixture(n: int, dim: int = 16, clusters: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivf_tunes_nprobe_to_the_recall_target() -> None:
+    x = _mixture(20_000)
+    index, details = make_index(x, "ivf")
+    assert details["index_type"] == "IndexIVFFlat" and details["recall_at_50"] >= TARGET_RECALL
+    tried = details["recall_by_nprobe"]
+    assert list(tried) == [2**i for i in range(len(tried))] and details["nprobe"] == max(tried)
+    assert all(v < TARGET_RECALL for p, v in tried.items() if p < details["nprobe"])  # the smallest that reaches it
+    assert index.nprobe == details["nprobe"] and details["nlist"] == min(int(4 * np.sqrt(20_000)), 20_000 // 39)
+    assert make_index(x[:500], "auto")[1]["index_type"] == "IndexFlatIP"
+    with pytest.raises(ValueError, match="unknown index type"):
+        make_index(x, "lsh")
+
+
+def test_ivf_index_round_trip_through_the_cli(workdir: Path, tmp_path: Path) -> None:
+    from galsearch.cli import main as cli
+
+    w = _copy(workdir, tmp_path)
+    cli(["index", "--workdir", str(w), "--index-type", "ivf"])
+    manifest = json.loads((w / "manifest.json").read_text())
+    assert manifest["index_type"] == "IndexIVFFlat" and manifest["recall_at_50"] >= TARGET_RECALL
+    index = load(w)
+    assert index.index.nprobe == manifest["nprobe"]
+    gid = str(index.ids[3])
+    hits = index.similar(gid, 10)
+    assert len(hits) == 10 and gid not in [h[0] for h in hits]

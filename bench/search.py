@@ -1,0 +1,93 @@
+"""Benchmark: build time, memory, recall@50 and single-query latency of the index galsearch would build.
+
+    python bench/search.py --n 1000000 --json
+
+Synthetic but survey-like embeddings: a Gaussian mixture (``--clusters`` centres of different widths and
+weights, like morphological classes and their subtypes), L2-normalised. The index is chosen and tuned exactly as
+``galsearch index`` does (``--index-type auto``: exact below 100,000 vectors, IVF above with nprobe tuned to
+recall@50 >= 0.95). Latency is measured one query at a time for k=50, as the server issues them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from index_builder.index import RECALL_K, make_index  # noqa: E402
+
+
+def mixture(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    width = rng.uniform(0.3, 1.0, clusters).astype(np.float32)
+    weights = rng.dirichlet(np.full(clusters, 0.5))
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        c = rng.choice(clusters, m, p=weights)
+        x = centres[c] + width[c, None] * rng.standard_normal((m, dim), dtype=np.float32)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    x = mixture(args.n, args.dim, args.clusters)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    index, details = make_index(x, args.index_type)
+    build_s = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    latencies = []
+    for row in rng.choice(args.n, args.queries, replace=False):
+        q = x[row : row + 1]
+        t = time.perf_counter()
+        index.search(q, RECALL_K + 1)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return {
+        "n": args.n,
+        "dim": args.dim,
+        "index_type": details["index_type"],
+        "nlist": details.get("nlist"),
+        "nprobe": details.get("nprobe"),
+        "recall_at_50": details["recall_at_50"],
+        "build_s": round(build_s, 2),
+        "index_mb": round(faiss.serialize_index(index).nbytes / 2**20, 1),
+        "peak_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+        "queries": args.queries,
+        "threads": faiss.omp_get_max_threads(),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--clusters", type=int, default=200)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--index-type", choices=["auto", "flat", "ivf"], default="auto")
+    p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>20}  {v}")
+
+
+if __name__ == "__main__":
+    main()
