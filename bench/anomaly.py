@@ -11,15 +11,18 @@ fit, mean everywhere, exact deviation only where it can change the top; what a r
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
+# http package: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from app.active import RatingModel, rank  # noqa: E402
 from index_builder.anomaly import PCA_DIM  # noqa: E402

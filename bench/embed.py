@@ -8,18 +8,22 @@ not change throughput). Prints a table, or one JSON object with ``--json``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
+# http package: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.report import print_result  # noqa: E402
 from embedder.encode import encode_array  # noqa: E402
 from embedder.model import load_encoder  # noqa: E402
 from embedder.store import CATALOG, IMAGES, META, Store  # noqa: E402
@@ -100,17 +104,12 @@ def main() -> None:
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--stem-stride", type=int, default=1)
-    p.add_argument("--method", choices=["simclr", "moco"], default="simclr")
+    p.add_argument("--method", choices=["simclr", "moco"], default="moco")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>24}  {v}")
+    print_result(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,21 @@ recall@50 >= 0.95). Latency is measured one query at a time for k=50, as the ser
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
 import sys
-import time
 from pathlib import Path
 
-import faiss
-import numpy as np
+# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
+# http package: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
 
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.report import print_result  # noqa: E402
 from index_builder.index import RECALL_K, make_index  # noqa: E402
 
 
@@ -81,12 +84,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>20}  {v}")
+    print_result(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The benchmarks run as scripts (``python bench/x.py``) and print the JSON their docs promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(script: str, *args: str) -> object:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args, "--json"], capture_output=True, text=True,
+                         timeout=300, check=True)
+    return json.loads(out.stdout)
+
+
+def test_search_benchmark_reports_recall_and_latency() -> None:
+    r = _run("search.py", "--n", "3000", "--queries", "20", "--index-type", "ivf", "--dim", "16")
+    assert r["index_type"] == "IndexIVFFlat" and r["recall_at_50"] >= 0.95
+    assert {"p50_ms", "p99_ms", "build_s"} <= set(r) and r["p50_ms"] <= r["p99_ms"]
+
+
+def test_anomaly_benchmark_times_a_rerank() -> None:
+    (r,) = _run("anomaly.py", "--n", "3000", "--ratings", "50", "--repeat", "1")
+    assert r["n"] == 3000 and r["rerank_s"] > 0
+
+
+@pytest.mark.parametrize("script", ["embed.py", "http.py"])
+def test_benchmarks_with_torch_or_httpx_import_cleanly(script: str) -> None:
+    # bench/http.py is named like the standard library's http package; no script may pick it up by mistake.
+    out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
