@@ -93,6 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
         return g
 
+    ra, dec = (np.asarray(store.catalog[c], float) if c in store.catalog.colnames else np.full(len(store), np.nan)
+               for c in ("ra", "dec"))
+
+    def coords_of(galaxy_id: str) -> dict:
+        row = index.row_of[galaxy_id]
+        return {"id": galaxy_id, "ra": float(ra[row]) if np.isfinite(ra[row]) else None,
+                "dec": float(dec[row]) if np.isfinite(dec[row]) else None}
+
     def page_of(page: int) -> list[Galaxy]:
         with sessions() as s:
             return list(s.scalars(select(Galaxy).order_by(Galaxy.row).offset((page - 1) * page_size).limit(page_size)))
@@ -131,16 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, or HTML for htmx)")
     def similar(request: Request, galaxy_id: GalaxyId,
                 k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20) -> Response:
-        query = galaxy_or_404(galaxy_id)
-        hits = index.similar(galaxy_id, k)
-        with sessions() as s:
-            found = {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_([h[0] for h in hits])))}
-        results = [{**_galaxy_json(found[gid]), "similarity": sim,
-                    "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
-                   for gid, sim in hits if gid in found]
+        if galaxy_id not in index.row_of:
+            raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        # Coordinates come from memory, not the database: this is the route users hit hardest.
+        results = [{**coords_of(gid), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
+                   for gid, sim in index.similar(galaxy_id, k)]
+        query = coords_of(galaxy_id)
         if request.headers.get("HX-Request") == "true":
             return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
-        return JSONResponse({"query": _galaxy_json(query), "k": k, "metric": "cosine", "results": results})
+        return JSONResponse({"query": query, "k": k, "metric": "cosine", "results": results})
 
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
                      common=common, max_k=settings.max_k)
