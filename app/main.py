@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
+from app.filters import catalog_mask
 from app.tag_routes import register_tag_routes
 from app.thumbs import ThumbnailCache
 from app.web import AppContext, GalaxyId
@@ -138,12 +139,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, or HTML for htmx)")
     def similar(request: Request, galaxy_id: GalaxyId,
-                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20) -> Response:
+                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20,
+                where: Annotated[list[str] | None, Query(max_length=200, description=(
+                    "catalog conditions, all of which the look-alikes must meet, e.g. mag_r<=17.5 or "
+                    "morphology!=artifact"))] = None) -> Response:
         if galaxy_id not in index.row_of:
             raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        try:
+            allowed = catalog_mask(store.catalog, where) if where else None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         # Coordinates come from memory, not the database: this is the route users hit hardest.
         results = [{**coords_of(gid), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
-                   for gid, sim in index.similar(galaxy_id, k)]
+                   for gid, sim in index.similar(galaxy_id, k, allowed)]
         query = coords_of(galaxy_id)
         if request.headers.get("HX-Request") == "true":
             return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})

@@ -141,11 +141,21 @@ class SearchIndex:
     def __post_init__(self) -> None:
         self.row_of = {str(g): i for i, g in enumerate(self.ids)}
 
-    def similar(self, galaxy_id: str, k: int) -> list[tuple[str, float]]:
-        """The ``k`` galaxies most similar to ``galaxy_id`` (itself excluded), best first, with cosine similarity."""
+    def similar(self, galaxy_id: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The ``k`` galaxies most similar to ``galaxy_id`` (itself excluded), best first, with cosine similarity.
+
+        ``allowed`` (a boolean mask over rows) restricts the search inside FAISS through an id selector. With an
+        IVF index a very selective mask can leave fewer than ``k`` hits in the probed lists.
+        """
         row = self.row_of[galaxy_id]
         q = np.ascontiguousarray(self.vectors[row : row + 1], dtype=np.float32)
-        scores, rows = self.index.search(q, min(k + 1, len(self.ids)))
+        params = None
+        if allowed is not None:
+            bits = np.packbits(np.asarray(allowed, bool), bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(bits))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=int(self.manifest["nprobe"]))
+                      if "nprobe" in self.manifest else faiss.SearchParameters(sel=selector))
+        scores, rows = self.index.search(q, min(k + 1, len(self.ids)), params=params)
         hits = [(str(self.ids[r]), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row]
         return hits[:k]
 

@@ -154,3 +154,22 @@ def test_responses_carry_server_timing(client: TestClient, catalog: Table) -> No
     r = client.get(f"/galaxies/{catalog['id'][0]}/similar", params={"k": 5})
     name, dur = r.headers["server-timing"].split(";dur=")
     assert name == "app" and float(dur) >= 0
+
+
+def test_similar_restricted_by_catalog_conditions(client: TestClient, catalog: Table) -> None:
+    gid = str(catalog["id"][0])
+    r = client.get(f"/galaxies/{gid}/similar", params={"k": 10, "where": ["mag_r<=17.5", "morphology!=elliptical"]})
+    assert r.status_code == 200
+    rows = {str(i): row for i, row in zip(catalog["id"], catalog)}
+    hits = r.json()["results"]
+    assert len(hits) == 10 and gid not in [h["id"] for h in hits]
+    assert all(rows[h["id"]]["mag_r"] <= 17.5 and rows[h["id"]]["morphology"] != "elliptical" for h in hits)
+    only = client.get(f"/galaxies/{gid}/similar", params={"k": 50, "where": "morphology==ring"}).json()["results"]
+    assert {rows[h["id"]]["morphology"] for h in only} == {"ring"}
+    assert len(only) == int((catalog["morphology"] == "ring").sum()) - (rows[gid]["morphology"] == "ring")
+
+
+@pytest.mark.parametrize("where", ["nope<=3", "mag_r<=bright", "morphology<ring", "mag_r~3", "ra"])
+def test_bad_conditions_are_422(client: TestClient, catalog: Table, where: str) -> None:
+    r = client.get(f"/galaxies/{catalog['id'][0]}/similar", params={"where": where})
+    assert r.status_code == 422 and r.json()["detail"]

@@ -101,3 +101,7 @@ def test_ivf_index_round_trip_through_the_cli(workdir: Path, tmp_path: Path) -> 
     gid = str(index.ids[3])
     hits = index.similar(gid, 10)
     assert len(hits) == 10 and gid not in [h[0] for h in hits]
+    allowed = np.arange(len(index.ids)) % 2 == 0
+    even = {str(i) for i in index.ids[allowed]}
+    filtered = index.similar(gid, 10, allowed)
+    assert len(filtered) == 10 and {h[0] for h in filtered} <= even

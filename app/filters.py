@@ -1,0 +1,47 @@
+"""Restrict a similarity search by catalog columns: ``where=mag_r<=17.5``, ``where=morphology==ring``.
+
+Each condition becomes a boolean mask over the survey's rows; the masks are combined with AND and handed to
+FAISS as an id selector, so the index itself skips excluded galaxies and a search still returns k hits when
+enough galaxies pass (no over-fetching and hoping).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import numpy as np
+from astropy.table import Table
+
+CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
+OPERATORS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+             ">": operator.gt}
+MAX_CONDITIONS = 10
+
+
+def catalog_mask(catalog: Table, conditions: list[str]) -> np.ndarray:
+    """Rows of ``catalog`` meeting every condition; ValueError (with the reason) for a malformed one."""
+    if len(conditions) > MAX_CONDITIONS:
+        raise ValueError(f"at most {MAX_CONDITIONS} conditions")
+    mask = np.ones(len(catalog), bool)
+    for text in conditions:
+        m = CONDITION.match(text)
+        if not m:
+            raise ValueError(f"condition {text!r} is not of the form column<op>value with op one of "
+                             f"{', '.join(OPERATORS)}")
+        name, op, raw = m.groups()
+        if name not in catalog.colnames or catalog[name].ndim != 1:
+            raise ValueError(f"unknown catalog column {name!r}")
+        col = catalog[name]
+        if col.dtype.kind in "biuf":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"column {name!r} is numeric; {raw!r} is not a number") from None
+            values = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+            mask &= OPERATORS[op](values, value) & np.isfinite(values)
+        else:
+            if op not in ("==", "!="):
+                raise ValueError(f"column {name!r} holds text: use == or !=")
+            mask &= OPERATORS[op](np.char.strip(np.asarray(col).astype(str)), raw)
+    return mask
