@@ -66,7 +66,7 @@ def labelled_rows(store: Store, label_col: str) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"catalog has no column {label_col!r}; choose one of {', '.join(store.catalog.colnames)}")
     col = store.catalog[label_col]
     mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), bool)
-    labels = np.char.strip(np.asarray(col.filled("") if hasattr(col, "filled") else col).astype(str))
+    labels = np.char.strip(np.asarray(getattr(col, "data", col)).astype(str))  # masked cells: excluded below
     rows = np.flatnonzero(~mask & (labels != "") & (labels != "nan"))
     if len(np.unique(labels[rows])) < 2:
         raise ValueError(f"column {label_col!r} needs at least two distinct labels to evaluate against")

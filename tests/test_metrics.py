@@ -76,6 +76,8 @@ def test_labelled_rows_skip_missing_labels_and_need_two_classes() -> None:
     col = MaskedColumn(["spiral", "", "smooth", "spiral", "x"], mask=[False, False, False, False, True])
     rows, labels = labelled_rows(SimpleNamespace(catalog=Table({"label": col})), "label")
     assert rows.tolist() == [0, 2, 3] and labels.tolist() == ["spiral", "smooth", "spiral"]
+    masked_numbers = MaskedColumn([1.0, 0.0, 1.0, 0.0], mask=[False, True, False, False])
+    assert labelled_rows(SimpleNamespace(catalog=Table({"s": masked_numbers})), "s")[0].tolist() == [0, 2, 3]
     numeric = Table({"spiral": [1, 0, 1]})
     assert labelled_rows(SimpleNamespace(catalog=numeric), "spiral")[1].tolist() == ["1", "0", "1"]
     with pytest.raises(ValueError, match="two distinct"):
