@@ -130,7 +130,8 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
         if missing:
             raise HTTPException(404, f"unknown galaxy id(s): {', '.join(missing[:10])}")
         for d in body.decisions:
-            tagging.assign(ctx.sessions, name, d.id, tagging.DECISIONS[d.decision], "proposal", researcher(who), d.score)
+            tagging.assign(ctx.sessions, name, d.id, tagging.DECISIONS[d.decision], "proposal", researcher(who),
+                           d.score)
         _, counts = tag_state(name)
         return {"tag": name, "decided": len(body.decisions), **counts}
 
@@ -140,4 +141,5 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
         name = _tag_or_422(tag)
         content, media, ext = tagging.export(ctx.sessions, name, format)
         filename = f"{name.lstrip('#')}.{ext}"
-        return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(content, media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,13 +1,13 @@
 """Tag propagation (Walmsley et al. 2022): from a few galaxies carrying a tag, rank the survey for more of them.
 
-Until a tag has enough accepted and rejected examples, candidates are ranked by their best cosine similarity to
-any galaxy carrying the tag (one example is enough to start), less half their best similarity to a rejected one
-(measured on the demo survey: +0.03 precision@50 for rings and mergers in the second expansion). With at least ``MIN_PER_CLASS`` of each, a
-logistic regression on the frozen embeddings, refitted on every expansion, learns what the researcher accepts
-and rejects; its probability is the candidate's confidence. Rejections only come from the neighbourhood of the
-tag, so on their own they teach the classifier "not like those neighbours", which a far-away majority satisfies
-too; a random sample of undecided galaxies joins them as presumed negatives (a tag marks a minority, so the
-sample is mostly right), which keeps the classifier anchored on what the tag is.
+Until a tag has enough accepted and rejected examples, candidates are ranked by their best cosine similarity to any
+galaxy carrying the tag (one example is enough to start), less half their best similarity to a rejected one
+(measured on the demo survey: +0.03 precision@50 for rings and mergers in the second expansion). With at least
+``MIN_PER_CLASS`` of each, a logistic regression on the frozen embeddings, refitted on every expansion, learns what
+the researcher accepts and rejects; its probability is the candidate's confidence. Rejections only come from the
+neighbourhood of the tag, so on their own they teach the classifier "not like those neighbours", which a far-away
+majority satisfies too; a random sample of undecided galaxies joins them as presumed negatives (a tag marks a
+minority, so the sample is mostly right), which keeps the classifier anchored on what the tag is.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Training and encoding read thousands of cutouts per second; opening one FITS extension per galaxy cannot keep
 up, so ``ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32), ``catalog.fits``
 (the ingested rows, in the same order), ``meta.json`` (bands, shape, per-band noise) and ``ingest_report.csv``
-(every skipped record and why, and every kept one whose non-finite pixels were masked). Bad records are reported and skipped; one bad file never stops an ingest.
+(every skipped record and why, and every kept one whose non-finite pixels were masked). Bad records are reported
+and skipped; one bad file never stops an ingest.
 
 Cutouts may be FITS (one image HDU per galaxy, ``(bands, y, x)`` or 2-D) or PNG/JPEG colour images. Raster
 images are already display-stretched; their channels are stored bluest first (B, G, R), the order of the

@@ -21,7 +21,8 @@ from embedder.train import resolve_device
 
 
 def train_supervised(store: Store, rows: np.ndarray, labels: np.ndarray, arch: dict, epochs: int = 30,
-                     batch_size: int = 128, seed: int = 0, device: str = "auto", max_steps: int = 3000) -> tuple[Encoder, nn.Linear, list[str]]:
+                     batch_size: int = 128, seed: int = 0, device: str = "auto",
+                     max_steps: int = 3000) -> tuple[Encoder, nn.Linear, list[str]]:
     """Fit encoder + linear classifier on ``store.images[rows]`` with ``labels`` (one per row).
 
     ``arch`` holds the encoder's constructor arguments and input size. The step count follows ``epochs`` over

@@ -17,7 +17,8 @@ from galsearch.settings import Settings
 
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
-                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type", "workers")
+                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type",
+                "workers")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
 
     def resolved_epochs(self, device_type: str) -> int:
-        return self.epochs if self.epochs is not None else (self.epochs_gpu if device_type == "cuda" else self.epochs_cpu)
+        if self.epochs is not None:
+            return self.epochs
+        return self.epochs_gpu if device_type == "cuda" else self.epochs_cpu
 
     def resolved_database_url(self) -> str:
         """SQLite inside the workdir unless a server database is configured."""

@@ -76,7 +76,8 @@ def build(workdir: Path, seed: int = 0) -> dict:
     np.savez(workdir / ANOMALY, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
                                                                          if isinstance(v, np.ndarray)})
     summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),
-               "explained_variance": round(scores["explained_variance"], 4), "seconds": round(time.perf_counter() - t0, 2)}
+               "explained_variance": round(scores["explained_variance"], 4),
+               "seconds": round(time.perf_counter() - t0, 2)}
     (workdir / "anomaly.json").write_text(json.dumps(summary, indent=2))
     return summary
 

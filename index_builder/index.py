@@ -183,7 +183,8 @@ def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex
         problems.append(f"counts differ: manifest {manifest['count']}, index {index.ntotal}, ids {len(ids)}, "
                         f"embeddings {vectors.shape[0]}")
     if not (manifest["dim"] == index.d == vectors.shape[1]):
-        problems.append(f"dimensions differ: manifest {manifest['dim']}, index {index.d}, embeddings {vectors.shape[1]}")
+        problems.append(f"dimensions differ: manifest {manifest['dim']}, index {index.d}, "
+                        f"embeddings {vectors.shape[1]}")
     if problems:
         raise IndexMismatchError(f"index in {workdir} does not match: " + "; ".join(problems) +
                                  " — rebuild it with `galsearch index`")

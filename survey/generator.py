@@ -191,7 +191,8 @@ def generate(n: int, seed: int, out: Path, workers: int | None = None, progress:
             rows.extend(chunk_rows)
             bar.update(len(chunk_rows))
     table = Table(rows=rows, names=list(rows[0]))
-    table.meta.update({"SURVEY": "galsearch demo", "GENVER": VERSION, "SEED": seed, "BANDS": ",".join(BANDS), "PIXSCALE": PIXEL_SCALE})
+    table.meta.update({"SURVEY": "galsearch demo", "GENVER": VERSION, "SEED": seed, "BANDS": ",".join(BANDS),
+                       "PIXSCALE": PIXEL_SCALE})
     table["ra"].unit = table["dec"].unit = "deg"
     for b in BANDS:
         table[f"mag_{b}"].unit = "mag"
