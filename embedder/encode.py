@@ -138,3 +138,38 @@ def reduce_with_pca(workdir: Path, dim: int, chunk_rows: int = CHUNK_ROWS, seed:
              explained_variance_ratio=pca.explained_variance_ratio_)
     return {"components": int(pca.n_components_),
             "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)}
+
+
+def _append_rows(path: Path, rows: np.ndarray) -> None:
+    """Rewrite the .npy at ``path`` with ``rows`` added at the end, block by block, replacing it when done."""
+    old = np.load(path, mmap_mode="r")
+    tmp = path.with_suffix(".partial.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=(len(old) + len(rows), *old.shape[1:]))
+    for start in range(0, len(old), CHUNK_ROWS):
+        out[start : min(len(old), start + CHUNK_ROWS)] = old[start : start + CHUNK_ROWS]
+    out[len(old) :] = rows
+    out.flush()
+    del out, old
+    tmp.replace(path)
+
+
+def embed_appended(store: Store, checkpoint: Path, workdir: Path, device: torch.device, start: int) -> int:
+    """Encode the store's rows from ``start`` on (a batch just appended) with the model the workdir was embedded
+    with, and append them to its embeddings (projected with its PCA, if it has one). Returns the rows added."""
+    workdir = Path(workdir)
+    info = json.loads((workdir / EMBEDDING_INFO).read_text())
+    if file_sha256(checkpoint) != info["model_sha256"]:
+        raise ValueError(f"{checkpoint} is not the model the embeddings were made with; run `galsearch embed`")
+    if info["count"] != start:
+        raise ValueError(f"the embeddings hold {info['count']} rows, expected {start}; run `galsearch embed`")
+    encoder, cfg = load_encoder(checkpoint, device)
+    new = encode_array(encoder, store.images[start:], np.asarray(cfg["noise"]), cfg["input_size"], device)
+    if info.get("pca"):
+        _append_rows(workdir / EMBEDDINGS_FULL, new)
+        with np.load(workdir / PCA_FILE) as pca:
+            z = (new - pca["mean"]) @ pca["components"].T
+        new = (z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    _append_rows(workdir / EMBEDDINGS, new)
+    np.save(workdir / EMBEDDING_IDS, store.ids)
+    _write_json(workdir / EMBEDDING_INFO, {**info, "count": len(store)})
+    return len(new)

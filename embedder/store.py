@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import Table, vstack
+from astropy.utils.metadata import MergeConflictError
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -244,3 +245,41 @@ class Store:
 
     def __len__(self) -> int:
         return int(self.meta["count"])
+
+
+def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
+    """Append the packed store ``batch_dir`` to ``store_dir`` (incremental ingest, no rebuild).
+
+    Rows whose id the store already holds are skipped and returned. Images are copied block by block into a
+    new memmap that replaces the old one only when complete, so an interrupted append loses nothing.
+    """
+    old, new = Store(store_dir), Store(batch_dir)
+    if list(new.meta["shape"]) != list(old.meta["shape"]):
+        raise IngestError(f"new cutouts are {tuple(new.meta['shape'])}, the survey's are {tuple(old.meta['shape'])}; "
+                          "use --crop/--size to match")
+    duplicate = np.isin(new.ids, old.ids)
+    keep = np.flatnonzero(~duplicate)
+    n_old, n = len(old), len(old) + len(keep)
+    tmp = Path(store_dir) / (IMAGES + ".partial")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *old.meta["shape"]))
+    for start in range(0, n_old, 1024):
+        out[start : min(n_old, start + 1024)] = old.images[start : start + 1024]
+    for start in range(0, len(keep), 1024):
+        out[n_old + start : n_old + start + 1024] = new.images[keep[start : start + 1024]]
+    out.flush()
+    del out
+    parts = [old.catalog, new.catalog[keep]]
+    if parts[0]["id"].dtype.kind != parts[1]["id"].dtype.kind:  # e.g. integer ids, then text ones: keep them all
+        parts = [t.copy() for t in parts]
+        for t in parts:
+            t["id"] = np.asarray(t["id"]).astype(str)
+    try:
+        catalog = vstack(parts, join_type="outer", metadata_conflicts="silent")
+    except MergeConflictError as exc:
+        raise IngestError(f"the new catalog's columns do not match the survey's: {exc}") from exc
+    catalog.write(Path(store_dir) / (CATALOG + ".partial"), format="fits", overwrite=True)
+    tmp.replace(Path(store_dir) / IMAGES)
+    (Path(store_dir) / (CATALOG + ".partial")).replace(Path(store_dir) / CATALOG)
+    meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep)}
+    (Path(store_dir) / META).write_text(json.dumps(meta, indent=2))
+    return len(keep), [str(i) for i in new.ids[duplicate]]

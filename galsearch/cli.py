@@ -87,6 +87,35 @@ def _index(s: Settings) -> None:
          f"{s.workdir / anomaly.ANOMALY}")
 
 
+def cmd_add(args: argparse.Namespace) -> None:
+    """Ingest a new batch of cutouts into a built workdir: append, embed the new rows, add them to the index."""
+    import tempfile
+
+    from embedder.encode import embed_appended
+    from embedder.store import Store, append, ingest
+    from embedder.train import resolve_device
+    from index_builder import anomaly
+    from index_builder.index import add
+
+    s = _settings(args)
+    store_dir = s.workdir / "store"
+    if store_dir.is_symlink():
+        raise ValueError(f"{store_dir} links to a packed survey elsewhere; build a workdir with a store of its own "
+                         "before adding to it")
+    start = len(Store(store_dir))
+    with tempfile.TemporaryDirectory(dir=s.workdir) as tmp:
+        meta = ingest(Path(args.catalog), Path(tmp) / "batch", crop=args.crop, size=args.size)
+        added, duplicates = append(store_dir, Path(tmp) / "batch")
+    if duplicates:
+        _log(f"skipped {len(duplicates)} galaxies already in the survey (e.g. {', '.join(duplicates[:5])})")
+    if added:
+        embed_appended(Store(store_dir), s.workdir / "model.pt", s.workdir, resolve_device(s.device), start)
+        manifest = add(s.workdir, start)
+        anomaly.build(s.workdir, s.seed)
+        _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "
+             f"{manifest['count']}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     _train(_settings(args), args.resume)
 
@@ -234,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("ingest", cmd_ingest, "pack a survey (catalog + cutouts) into a fast array store", workdir=False)
     sp.add_argument("--catalog", type=Path, required=True, help="FITS, ECSV or CSV table with id and file columns")
     sp.add_argument("--out", type=Path, required=True)
+    _ingest_flags(sp)
+
+    sp = add("add", cmd_add, "add a new batch of cutouts to a built workdir without rebuilding it")
+    sp.add_argument("--catalog", type=Path, required=True, help="the new batch's catalog (FITS, ECSV or CSV)")
+    sp.add_argument("--device", help="auto | cpu | cuda")
     _ingest_flags(sp)
 
     add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)

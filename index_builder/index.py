@@ -111,8 +111,6 @@ def build(workdir: Path, kind: str = "auto", seed: int = 0) -> dict:
         raise IndexMismatchError(f"embeddings ({emb.shape[0]}), ids ({len(ids)}) and embeddings.json "
                                  f"({info['count']}) disagree; re-run `galsearch embed`")
     index, details = make_index(emb, kind, seed)
-    faiss.write_index(index, str(workdir / (INDEX + ".tmp")))
-    np.save(workdir / (INDEX_IDS + ".tmp.npy"), ids)
     manifest = {
         "model_sha256": info["model_sha256"],
         "dim": int(emb.shape[1]),
@@ -121,12 +119,18 @@ def build(workdir: Path, kind: str = "auto", seed: int = 0) -> dict:
         **details,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    # Index and id map first, manifest last: a reader that finds a manifest finds the files it describes.
+    _save(workdir, index, ids, manifest)
+    return manifest
+
+
+def _save(workdir: Path, index: faiss.Index, ids: np.ndarray, manifest: dict) -> None:
+    """Index and id map first, manifest last: a reader that finds a manifest finds the files it describes."""
+    faiss.write_index(index, str(workdir / (INDEX + ".tmp")))
+    np.save(workdir / (INDEX_IDS + ".tmp.npy"), ids)
     (workdir / (INDEX + ".tmp")).replace(workdir / INDEX)
     (workdir / (INDEX_IDS + ".tmp.npy")).replace(workdir / INDEX_IDS)
     (workdir / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2))
     (workdir / (MANIFEST + ".tmp")).replace(workdir / MANIFEST)
-    return manifest
 
 
 @dataclass
@@ -189,3 +193,23 @@ def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex
         raise IndexMismatchError(f"index in {workdir} does not match: " + "; ".join(problems) +
                                  " — rebuild it with `galsearch index`")
     return SearchIndex(index, ids.astype(str), vectors, manifest)
+
+
+def add(workdir: Path, start: int) -> dict:
+    """Add the embeddings from row ``start`` on to the saved index without rebuilding it; returns the manifest.
+
+    An IVF index keeps its trained lists: fine while the new galaxies resemble the old ones; rebuild with
+    ``galsearch index`` after large additions to re-tune nprobe.
+    """
+    workdir = Path(workdir)
+    manifest = json.loads((workdir / MANIFEST).read_text())
+    if manifest["count"] != start:
+        raise IndexMismatchError(f"the index holds {manifest['count']} galaxies, expected {start}; rebuild it")
+    index = faiss.read_index(str(workdir / INDEX))
+    vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    for s in range(start, len(vectors), 65536):
+        index.add(np.ascontiguousarray(vectors[s : min(len(vectors), s + 65536)], dtype=np.float32))
+    manifest = {**manifest, "count": int(index.ntotal),
+                "added_since_build": int(manifest.get("added_since_build", 0)) + int(index.ntotal - start)}
+    _save(workdir, index, np.load(workdir / EMBEDDING_IDS), manifest)
+    return manifest

@@ -68,3 +68,31 @@ def test_demo_reuses_a_matching_survey_and_builds(survey_dir: Path, tmp_path: Pa
     assert "reusing the demo survey" in capsys.readouterr().err
     manifest = json.loads((w / "manifest.json").read_text())
     assert manifest["count"] == 240 and manifest["dim"] == 32
+
+
+def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    import numpy as np
+    from astropy.table import Table
+
+    from index_builder.index import load
+
+    w = tmp_path / "w"
+    shutil.copytree(workdir, w, ignore=shutil.ignore_patterns("thumbs", "*.db*"))
+    before = json.loads((w / "manifest.json").read_text())
+    batch = Table.read(survey_dir / "catalog.fits")[:12]
+    batch["file"] = [str((survey_dir / f).resolve()) for f in batch["file"]]
+    twins = [str(i + 9_000_000) for i in batch["id"][:10]]
+    batch["id"][:10] += 9_000_000  # 10 new ids (same pixels as old galaxies) and 2 already in the survey
+    batch.write(tmp_path / "batch.fits")
+    cli(["add", "--catalog", str(tmp_path / "batch.fits"), "--workdir", str(w), "--device", "cpu"])
+    assert "skipped 2 galaxies already in the survey" in capsys.readouterr().err
+    index = load(w)
+    assert index.manifest["count"] == before["count"] + 10 == len(np.load(w / "embeddings.npy"))
+    assert index.manifest["added_since_build"] == 10
+    original = str(Table.read(survey_dir / "catalog.fits")["id"][0])
+    hits = index.similar(twins[0], 3)
+    assert hits[0][0] == original and hits[0][1] > 0.999  # the same pixels under a new id: its own twin
+    assert len(np.load(w / "anomaly.npz")["combined"]) == before["count"] + 10

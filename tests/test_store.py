@@ -113,3 +113,22 @@ def test_ingest_png_and_jpeg_cutouts_from_a_csv_catalog(tmp_path: Path) -> None:
 def test_ingest_rejects_bad_options(survey_dir: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(IngestError, match=message):
         ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False, **kwargs)
+
+
+def test_append_keeps_mixed_id_types_and_refuses_other_shapes(survey_dir: Path, tmp_path: Path) -> None:
+    from embedder.store import append
+
+    ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False)
+    cat = Table.read(survey_dir / "catalog.fits")[:3]
+    cat["file"] = [str((survey_dir / f).resolve()) for f in cat["file"]]
+    cat["id"] = ["new-a", "new-b", "new-c"]
+    cat.write(tmp_path / "b.fits")
+    ingest(tmp_path / "b.fits", tmp_path / "b", progress=False)
+    added, duplicates = append(tmp_path / "s", tmp_path / "b")
+    store = Store(tmp_path / "s")
+    assert (added, duplicates) == (3, []) and len(store) == store.images.shape[0] == len(store.catalog)
+    assert list(store.ids[-3:]) == ["new-a", "new-b", "new-c"] and store.meta["appended"] == 3
+    assert np.array_equal(store.images[-1], Store(tmp_path / "b").images[-1])
+    ingest(tmp_path / "b.fits", tmp_path / "small", progress=False, size=32)
+    with pytest.raises(IngestError, match="--crop/--size"):
+        append(tmp_path / "s", tmp_path / "small")
