@@ -24,7 +24,7 @@ from app.tag_routes import register_tag_routes
 from app.thumbs import ThumbnailCache
 from app.web import AppContext, GalaxyId
 from embedder.checksum import file_sha256
-from embedder.files import EMBEDDING_IDS, EMBEDDINGS
+from embedder.files import EMBEDDING_IDS
 from embedder.store import Store
 from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
 from galsearch.settings import Settings
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(workdir / "store")
     model = workdir / "model.pt"
     index = load_index(workdir, file_sha256(model) if model.exists() else None)
-    vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    vectors = index.vectors  # the embeddings, memory-mapped once by the index loader
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise IndexMismatchError(f"embeddings in {workdir} are not aligned with its store; re-run `galsearch embed`")
     anomaly = load_anomaly_scores(workdir, store.ids)

@@ -19,7 +19,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 
 from embedder.files import EMBEDDING_IDS, EMBEDDINGS
-from index_builder.index import EXACT_MAX, exact_knn, load as load_index
+from index_builder.index import EXACT_MAX, drop_self, exact_knn, load as load_index
 
 ANOMALY = "anomaly.npz"
 PCA_DIM = 16
@@ -42,9 +42,7 @@ def _knn_similarities(vectors: np.ndarray, k: int, index: faiss.Index | None) ->
     for s in range(0, len(vectors), CHUNK):
         block = np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32)
         sims, rows = index.search(block, k + 1)
-        own = rows == np.arange(s, s + len(block))[:, None]
-        keep = np.where(own.any(1, keepdims=True), ~own, np.arange(k + 1)[None] < k)
-        out[s : s + len(block)] = sims[keep].reshape(len(block), k)
+        out[s : s + len(block)] = drop_self(sims, rows, np.arange(s, s + len(block)), k)[0]
     return out
 
 

@@ -46,10 +46,15 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str = "ip") -> tuple[np.ndarr
     index.add(x)
     k = min(k, len(x) - 1)
     scores, rows = index.search(x, k + 1)
-    own = rows == np.arange(len(x))[:, None]
-    # Drop self from each row (it is usually, but with ties not always, the first hit).
+    return drop_self(scores, rows, np.arange(len(x)), k)
+
+
+def drop_self(scores: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """From a (k+1)-neighbour search of the galaxies at rows ``queries``, keep ``k`` hits that are not the query
+    itself (it is usually, but with ties not always, the first hit)."""
+    own = rows == queries[:, None]
     keep = np.where(own.any(1, keepdims=True), ~own, np.arange(k + 1)[None] < k)
-    return scores[keep].reshape(len(x), k), rows[keep].reshape(len(x), k)
+    return scores[keep].reshape(len(queries), k), rows[keep].reshape(len(queries), k)
 
 
 def _recall(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
