@@ -18,7 +18,7 @@ from galsearch.settings import Settings
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
                 "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type",
-                "workers")
+                "index_device", "index_max_memory_mb", "workers")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -78,11 +78,12 @@ def _index(s: Settings) -> None:
     from index_builder import anomaly
     from index_builder.index import build
 
-    manifest = build(s.workdir, s.index_type, s.seed)
+    manifest = build(s.workdir, s.index_type, s.seed, s.index_device, s.index_max_memory_mb)
     tuned = f", nprobe {manifest['nprobe']}" if "nprobe" in manifest else ""
+    tuned += f", re-rank {manifest['refine']}x" if manifest.get("refine", 1) > 1 else ""
     _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']}{tuned}: recall@50 "
          f"{manifest['recall_at_50']} in {manifest['build_s']} s -> {s.workdir}")
-    summary = anomaly.build(s.workdir, s.seed)
+    summary = anomaly.build(s.workdir, s.seed, s.index_device)
     _log(f"anomaly scores (isolation forest + k-NN distance on PCA-{summary['pca_dim']}) -> "
          f"{s.workdir / anomaly.ANOMALY}")
 
@@ -111,7 +112,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     if added:
         embed_appended(Store(store_dir), s.workdir / "model.pt", s.workdir, resolve_device(s.device), start)
         manifest = add(s.workdir, start)
-        anomaly.build(s.workdir, s.seed)
+        anomaly.build(s.workdir, s.seed, s.index_device)
         _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "
              f"{manifest['count']}")
 
@@ -218,8 +219,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _index_flags(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--index-type", choices=["auto", "flat", "ivf"],
-                    help="auto (default): exact below 100,000 galaxies, IVF with tuned nprobe above")
+    sp.add_argument("--index-type", choices=["auto", "flat", "ivf", "ivfpq"],
+                    help="auto (default): exact below 100,000 galaxies, IVF with tuned nprobe above, IVF-PQ when "
+                         "the raw vectors exceed --index-max-memory-mb")
+    sp.add_argument("--index-device", choices=["auto", "cpu", "cuda"],
+                    help="build on the GPU with the FAISS GPU package (auto: when one is seen)")
+    sp.add_argument("--index-max-memory-mb", type=int, help="memory budget for the raw vectors (default 8192)")
 
 
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
     compile: bool = False  # torch.compile the training step
     pca: int = 0  # reduce embeddings to this many PCA components for search (0 = keep all)
-    index_type: Literal["auto", "flat", "ivf"] = "auto"  # auto: exact below 100,000 galaxies, IVF above
+    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"  # auto: see index_builder/index.py's table
+    index_device: Literal["auto", "cpu", "cuda"] = "auto"  # where FAISS builds (GPU with the faiss GPU package)
+    index_max_memory_mb: int = 8192  # auto: raw vectors larger than this are compressed (IVF-PQ)
     workers: int = 2
 
     # serving

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import faiss
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.decomposition import PCA
@@ -22,6 +22,7 @@ from embedder.files import EMBEDDING_IDS, EMBEDDINGS
 from index_builder.index import EXACT_MAX, drop_self, exact_knn, load as load_index
 
 ANOMALY = "anomaly.npz"
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 PCA_DIM = 16
 FIT_MAX = 50_000
 KNN = 10
@@ -33,21 +34,22 @@ def percentile(x: np.ndarray) -> np.ndarray:
     return ((rankdata(x) - 1) / max(1, len(x) - 1)).astype(np.float32)
 
 
-def _knn_similarities(vectors: np.ndarray, k: int, index: faiss.Index | None) -> np.ndarray:
-    """Cosine similarities of every row to its ``k`` nearest others: exact, or through ``index`` when given
-    (a large survey's approximate index keeps this linear in the survey size)."""
-    if index is None:
+def _knn_similarities(vectors: np.ndarray, k: int, search: Search | None) -> np.ndarray:
+    """Cosine similarities of every row to its ``k`` nearest others: exact, or through ``search`` (an index's
+    batch k-NN, ``(queries, k) -> (similarities, rows)``) when given: a large survey's approximate index keeps
+    this linear in the survey size."""
+    if search is None:
         return exact_knn(np.asarray(vectors, np.float32), k, "ip")[0]
     out = np.empty((len(vectors), k), np.float32)
     for s in range(0, len(vectors), CHUNK):
         block = np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32)
-        sims, rows = index.search(block, k + 1)
+        sims, rows = search(block, k + 1)
         out[s : s + len(block)] = drop_self(sims, rows, np.arange(s, s + len(block)), k)[0]
     return out
 
 
 def unsupervised_scores(vectors: np.ndarray, seed: int = 0, pca_dim: int = PCA_DIM, knn: int = KNN,
-                        index: faiss.Index | None = None) -> dict:
+                        search: Search | None = None) -> dict:
     """PCA coordinates plus isolation-forest, k-NN and combined scores (higher = more unusual) for every row."""
     n = len(vectors)
     rng = np.random.default_rng(seed)
@@ -58,19 +60,19 @@ def unsupervised_scores(vectors: np.ndarray, seed: int = 0, pca_dim: int = PCA_D
                              for s in range(0, n, CHUNK)]).astype(np.float32)
     forest = IsolationForest(n_estimators=200, random_state=seed).fit(coords[fit])
     iforest = -np.concatenate([forest.score_samples(coords[s : s + CHUNK]) for s in range(0, n, CHUNK)])
-    knn_distance = (1.0 - _knn_similarities(vectors, min(knn, n - 1), index)).mean(1)
+    knn_distance = (1.0 - _knn_similarities(vectors, min(knn, n - 1), search)).mean(1)
     combined = (percentile(iforest) + percentile(knn_distance)) / 2
     return {"pca": coords, "iforest": iforest.astype(np.float32), "knn_distance": knn_distance.astype(np.float32),
             "combined": combined.astype(np.float32), "explained_variance": float(pca.explained_variance_ratio_.sum())}
 
 
-def build(workdir: Path, seed: int = 0) -> dict:
+def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
     """Score the workdir's embeddings and save them next to the index; returns a summary."""
     workdir = Path(workdir)
     t0 = time.perf_counter()
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
-    index = load_index(workdir).index if len(vectors) >= EXACT_MAX else None
-    scores = unsupervised_scores(vectors, seed, index=index)
+    search = load_index(workdir, device=device).search if len(vectors) >= EXACT_MAX else None
+    scores = unsupervised_scores(vectors, seed, search=search)
     np.savez(workdir / ANOMALY, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
                                                                          if isinstance(v, np.ndarray)})
     summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),

@@ -5,13 +5,19 @@ Inner product = cosine similarity, since embeddings are L2-normalised. The index
 | vectors | index | why |
 |---|---|---|
 | < ``EXACT_MAX`` (100,000) | ``IndexFlatIP`` | exact, and brute force is still a few ms per query |
-| larger | ``IndexIVFFlat`` with ~4 sqrt(N) lists | a query scans ``nprobe`` lists only; vectors kept exact |
+| larger, raw vectors < ``max_memory_mb`` | ``IndexIVFFlat``, ~4 sqrt(N) lists | a query scans ``nprobe`` lists only |
+| larger still | ``IndexIVFPQ``, dim/4 bytes a vector | 16x smaller; the best ``refine`` x k hits are re-ranked |
+|  |  | exactly from the memory-mapped embeddings on disk |
 
-For IVF, ``nprobe`` is tuned at build time: recall@50 against exact search is measured on ``RECALL_QUERIES``
-held-out galaxies for nprobe = 1, 2, 4, ..., and the smallest reaching ``TARGET_RECALL`` (0.95) is kept, with the
-recall it measured, in ``manifest.json``. Next to the index sit the row -> galaxy id map and the manifest; loading
-checks the manifest against the embeddings it was built from, so a server never answers from an index of
-another model or survey.
+For IVF, ``nprobe`` (and for IVF-PQ the over-fetch factor ``refine``) is tuned at build time: recall@50 against
+exact search is measured on ``RECALL_QUERIES`` held-out galaxies for nprobe = 1, 2, 4, ..., and the smallest
+reaching ``TARGET_RECALL`` (0.95) is kept, with the recall it measured, in ``manifest.json``. Next to the index sit
+the row -> galaxy id map and the manifest; loading checks the manifest against the embeddings it was built from,
+so a server never answers from an index of another model or survey.
+
+With the FAISS GPU package (``pip install 'galsearch[gpu]'``) and a CUDA device, training, adding and the recall
+tuning run on the GPU (``device="auto"`` or ``"cuda"``); the index is copied back to the CPU before it is saved,
+so the same files load on any machine.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ EXACT_MAX = 100_000
 TARGET_RECALL = 0.95
 RECALL_QUERIES = 1_000
 RECALL_K = 50
+REFINE_FACTORS = (2, 4, 8, 16)  # IVF-PQ over-fetch factors tried, smallest first
+MAX_MEMORY_MB = 8192  # auto: raw vectors above this go to IVF-PQ
 INDEX = "index.faiss"
 INDEX_IDS = "index_ids.npy"
 MANIFEST = "manifest.json"
@@ -57,53 +65,144 @@ def drop_self(scores: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int)
     return scores[keep].reshape(len(queries), k), rows[keep].reshape(len(queries), k)
 
 
-def _recall(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
-    """recall@k of ``index`` against exact search, for the galaxies at rows ``queries`` (self excluded)."""
-    q = np.ascontiguousarray(vectors[queries], dtype=np.float32)
+def gpu_count() -> int:
+    """CUDA devices FAISS can use (always 0 with the faiss-cpu package)."""
+    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when FAISS sees a GPU, else ``cpu``; ``cuda`` without one is a clear error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown index device {device!r}; choose auto, cpu or cuda")
+    if device == "auto":
+        return "cuda" if gpu_count() else "cpu"
+    if device == "cuda" and not gpu_count():
+        raise ValueError("FAISS sees no GPU: install the GPU package (pip install 'galsearch[gpu]') on a machine "
+                         "with CUDA, or build the index with --index-device cpu")
+    return device
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """Set ``nprobe`` on a CPU or GPU IVF index (GPU copies are reached through FAISS's parameter space)."""
+    space = faiss.GpuParameterSpace() if type(index).__name__.startswith("Gpu") else faiss.ParameterSpace()
+    space.set_index_parameter(index, "nprobe", int(nprobe))
+
+
+def search(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, k: int, refine: int = 1,
+           params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """k-NN of ``queries`` (n, dim): (similarities, rows), rows -1 where fewer than k were found.
+
+    With ``refine`` > 1 (compressed IVF-PQ codes), ``refine * k`` candidates are fetched and re-ranked by their
+    exact inner product with ``vectors`` (the memory-mapped embeddings), so the scores returned are exact.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if refine <= 1:
+        return index.search(queries, k, params=params)
+    _, candidates = index.search(queries, k * refine, params=params)
+    scores = np.full((len(queries), k), -np.inf, np.float32)
+    rows = np.full((len(queries), k), -1, np.int64)
+    for i, cand in enumerate(candidates):
+        cand = np.sort(cand[cand >= 0])  # sorted: the memory map is read front to back
+        sims = np.asarray(vectors[cand], np.float32) @ queries[i]
+        best = np.argsort(-sims, kind="stable")[:k]
+        scores[i, : len(best)], rows[i, : len(best)] = sims[best], cand[best]
+    return scores, rows
+
+
+def _exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: str) -> np.ndarray:
+    """Rows of the ``k`` exact nearest neighbours of the galaxies at rows ``queries`` (the recall ground truth)."""
     exact = faiss.IndexFlatIP(vectors.shape[1])
+    if device == "cuda":
+        exact = faiss.index_cpu_to_all_gpus(exact)
     for start in range(0, len(vectors), 65536):
         exact.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
-    _, truth = exact.search(q, k + 1)
-    _, found = index.search(q, k + 1)
+    return exact.search(np.ascontiguousarray(vectors[queries], dtype=np.float32), k)[1]
+
+
+def _recall(found: np.ndarray, truth: np.ndarray, queries: np.ndarray) -> float:
+    """Mean share of each query's exact neighbours (itself excluded) that the index found."""
     hits = [len((set(t) - {r}) & (set(f) - {r})) / max(1, len(set(t) - {r}))
             for r, t, f in zip(queries, truth, found)]
     return float(np.mean(hits))
 
 
-def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0) -> tuple[faiss.Index, dict]:
-    """Build the index for ``vectors`` (N, dim), L2-normalised; returns it and what the manifest records."""
+def choose_kind(n: int, dim: int, kind: str = "auto", max_memory_mb: float = MAX_MEMORY_MB) -> str:
+    """The index type for ``n`` vectors of ``dim`` (see the module's table)."""
+    if kind == "auto":
+        if n < EXACT_MAX:
+            return "flat"
+        return "ivf" if n * dim * 4 / 2**20 <= max_memory_mb else "ivfpq"
+    if kind not in ("flat", "ivf", "ivfpq"):
+        raise ValueError(f"unknown index type {kind!r}; choose auto, flat, ivf or ivfpq")
+    return kind
+
+
+def _pq_bytes(dim: int) -> int:
+    """Bytes per vector for IVF-PQ: about dim/4 (8-bit codes of 4-dimensional sub-vectors), dividing dim."""
+    return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
+
+
+def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0, device: str = "cpu",
+               max_memory_mb: float = MAX_MEMORY_MB) -> tuple[faiss.Index, dict]:
+    """Build the index for ``vectors`` (N, dim), L2-normalised; returns it (on the CPU) and what the manifest
+    records."""
     n, dim = vectors.shape
-    kind = ("flat" if n < EXACT_MAX else "ivf") if kind == "auto" else kind
-    if kind not in ("flat", "ivf"):
-        raise ValueError(f"unknown index type {kind!r}; choose auto, flat or ivf")
+    kind = choose_kind(n, dim, kind, max_memory_mb)
+    device = resolve_device(device)
     t0 = time.perf_counter()
     if kind == "flat":
         index: faiss.Index = faiss.IndexFlatIP(dim)
     else:
         # ~4 sqrt(N) lists, each with at least 39 training points as FAISS asks.
         nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        quantizer = faiss.IndexFlatIP(dim)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:  # 8-bit codes need 256 training points per sub-quantizer; a tiny survey gets fewer bits
+            bits = int(min(8, np.log2(n)))
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_bytes(dim), bits, faiss.METRIC_INNER_PRODUCT)
+    if device == "cuda":
+        index = faiss.index_cpu_to_all_gpus(index)
+    if kind != "flat":
         rng = np.random.default_rng(seed)
         train = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
         index.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
     for start in range(0, n, 65536):
         index.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
-    details = {"index_type": type(index).__name__}
+    details: dict = {"index_type": f"Index{'FlatIP' if kind == 'flat' else 'IVFFlat' if kind == 'ivf' else 'IVFPQ'}",
+                     "built_on": device}
     if kind == "flat":
+        index = faiss.index_gpu_to_cpu(index) if device == "cuda" else index
         return index, {**details, "recall_at_50": 1.0, "build_s": round(time.perf_counter() - t0, 3)}
     queries = np.random.default_rng(seed + 1).choice(n, min(n, RECALL_QUERIES), replace=False)
-    tried = {}
-    for nprobe in (2**i for i in range(0, 16)):
-        index.nprobe = min(nprobe, index.nlist)
-        tried[index.nprobe] = round(_recall(index, vectors, queries, RECALL_K), 4)
-        if tried[index.nprobe] >= TARGET_RECALL or index.nprobe == index.nlist:
+    truth = _exact_neighbours(vectors, queries, RECALL_K + 1, device)
+    q = np.ascontiguousarray(vectors[queries], dtype=np.float32)
+    tried: dict[str, float] = {}
+    best = (1, 1, -1.0)
+    for refine in ((1,) if kind == "ivf" else REFINE_FACTORS):
+        previous = -1.0
+        for nprobe in (min(2**i, nlist) for i in range(0, 16)):
+            set_nprobe(index, nprobe)
+            recall = _recall(search(index, vectors, q, RECALL_K + 1, refine)[1], truth, queries)
+            tried[str(nprobe) if kind == "ivf" else f"{nprobe}x{refine}"] = round(recall, 4)
+            if recall > best[2]:
+                best = (nprobe, refine, recall)
+            # Reached, exhausted, or (IVF-PQ) flat: then the compressed codes, not the lists, limit recall.
+            if recall >= TARGET_RECALL or nprobe == nlist or (refine > 1 and recall - previous < 0.005):
+                break
+            previous = recall
+        if best[2] >= TARGET_RECALL:
             break
-    return index, {**details, "nlist": int(index.nlist), "nprobe": int(index.nprobe),
-                   "recall_at_50": tried[index.nprobe], "recall_by_nprobe": tried,
+    nprobe, refine, recall = best
+    set_nprobe(index, nprobe)
+    index = faiss.index_gpu_to_cpu(index) if device == "cuda" else index
+    return index, {**details, "nlist": int(nlist), "nprobe": int(nprobe), "refine": int(refine),
+                   "recall_at_50": round(recall, 4), "recall_by_nprobe": tried,
                    "recall_queries": int(len(queries)), "build_s": round(time.perf_counter() - t0, 3)}
 
 
-def build(workdir: Path, kind: str = "auto", seed: int = 0) -> dict:
+def build(workdir: Path, kind: str = "auto", seed: int = 0, device: str = "auto",
+          max_memory_mb: float = MAX_MEMORY_MB) -> dict:
     """Index ``workdir``'s embeddings; write the index, its id map and manifest; return the manifest."""
     workdir = Path(workdir)
     info_path = workdir / EMBEDDING_INFO
@@ -115,7 +214,7 @@ def build(workdir: Path, kind: str = "auto", seed: int = 0) -> dict:
     if emb.shape[0] != len(ids) or emb.shape[0] != info["count"]:
         raise IndexMismatchError(f"embeddings ({emb.shape[0]}), ids ({len(ids)}) and embeddings.json "
                                  f"({info['count']}) disagree; re-run `galsearch embed`")
-    index, details = make_index(emb, kind, seed)
+    index, details = make_index(emb, kind, seed, device, max_memory_mb)
     manifest = {
         "model_sha256": info["model_sha256"],
         "dim": int(emb.shape[1]),
@@ -140,15 +239,27 @@ def _save(workdir: Path, index: faiss.Index, ids: np.ndarray, manifest: dict) ->
 
 @dataclass
 class SearchIndex:
-    """A loaded index: galaxy id <-> row lookups and k-NN queries by galaxy."""
+    """A loaded index: galaxy id <-> row lookups and k-NN queries by galaxy.
+
+    ``gpu`` is an optional GPU copy for batch searches (the anomaly pass over every galaxy); filtered searches
+    stay on the CPU index, whose id selectors FAISS's GPU indexes do not take.
+    """
 
     index: faiss.Index
     ids: np.ndarray
     vectors: np.ndarray
     manifest: dict
+    gpu: faiss.Index | None = None
 
     def __post_init__(self) -> None:
         self.row_of = {str(g): i for i, g in enumerate(self.ids)}
+        self.refine = int(self.manifest.get("refine", 1))
+
+    def search(self, queries: np.ndarray, k: int,
+               params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """k-NN of raw query vectors: (similarities, rows); see ``search``."""
+        index = self.gpu if self.gpu is not None and params is None else self.index
+        return search(index, self.vectors, queries, k, self.refine, params)
 
     def similar(self, galaxy_id: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The ``k`` galaxies most similar to ``galaxy_id`` (itself excluded), best first, with cosine similarity.
@@ -157,20 +268,22 @@ class SearchIndex:
         IVF index a very selective mask can leave fewer than ``k`` hits in the probed lists.
         """
         row = self.row_of[galaxy_id]
-        q = np.ascontiguousarray(self.vectors[row : row + 1], dtype=np.float32)
         params = None
         if allowed is not None:
             bits = np.packbits(np.asarray(allowed, bool), bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(bits))
             params = (faiss.SearchParametersIVF(sel=selector, nprobe=int(self.manifest["nprobe"]))
                       if "nprobe" in self.manifest else faiss.SearchParameters(sel=selector))
-        scores, rows = self.index.search(q, min(k + 1, len(self.ids)), params=params)
+        scores, rows = self.search(self.vectors[row : row + 1], min(k + 1, len(self.ids)), params)
         hits = [(str(self.ids[r]), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row]
         return hits[:k]
 
 
-def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex:
-    """Load and validate ``workdir``'s index; raise ``IndexMismatchError`` with the reason when it does not fit."""
+def load(workdir: Path, expected_model_sha256: str | None = None, device: str = "cpu") -> SearchIndex:
+    """Load and validate ``workdir``'s index; raise ``IndexMismatchError`` with the reason when it does not fit.
+
+    ``device="cuda"`` (or ``"auto"`` with a GPU) also places a copy on the GPU for batch searches.
+    """
     workdir = Path(workdir)
     for name in (MANIFEST, INDEX, INDEX_IDS, EMBEDDINGS, EMBEDDING_INFO):
         if not (workdir / name).exists():
@@ -180,7 +293,7 @@ def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex
     # Memory-mapped: a large index opens at once and pages in as queries touch it.
     index = faiss.read_index(str(workdir / INDEX), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     if "nprobe" in manifest:
-        faiss.extract_index_ivf(index).nprobe = int(manifest["nprobe"])
+        set_nprobe(index, manifest["nprobe"])
     ids = np.load(workdir / INDEX_IDS)
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     problems = []
@@ -197,7 +310,12 @@ def load(workdir: Path, expected_model_sha256: str | None = None) -> SearchIndex
     if problems:
         raise IndexMismatchError(f"index in {workdir} does not match: " + "; ".join(problems) +
                                  " — rebuild it with `galsearch index`")
-    return SearchIndex(index, ids.astype(str), vectors, manifest)
+    gpu = None
+    if resolve_device(device) == "cuda":
+        gpu = faiss.index_cpu_to_all_gpus(index)
+        if "nprobe" in manifest:
+            set_nprobe(gpu, manifest["nprobe"])
+    return SearchIndex(index, ids.astype(str), vectors, manifest, gpu)
 
 
 def add(workdir: Path, start: int) -> dict:

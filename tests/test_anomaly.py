@@ -121,5 +121,5 @@ def test_knn_distance_through_an_index_matches_exact_search() -> None:
     x, _, _ = _survey(3)
     index, _ = make_index(x, "flat")
     exact = unsupervised_scores(x, seed=0, pca_dim=4, knn=5)
-    via_index = unsupervised_scores(x, seed=0, pca_dim=4, knn=5, index=index)
+    via_index = unsupervised_scores(x, seed=0, pca_dim=4, knn=5, search=index.search)
     assert np.allclose(exact["knn_distance"], via_index["knn_distance"], atol=1e-5)

@@ -4,10 +4,23 @@ import json
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
-from index_builder.index import TARGET_RECALL, IndexMismatchError, build, exact_knn, load, make_index
+from index_builder.index import (
+    REFINE_FACTORS,
+    TARGET_RECALL,
+    IndexMismatchError,
+    build,
+    choose_kind,
+    exact_knn,
+    gpu_count,
+    load,
+    make_index,
+    resolve_device,
+    search,
+)
 
 
 def test_exact_knn_excludes_self() -> None:
@@ -81,8 +94,8 @@ def test_ivf_tunes_nprobe_to_the_recall_target() -> None:
     index, details = make_index(x, "ivf")
     assert details["index_type"] == "IndexIVFFlat" and details["recall_at_50"] >= TARGET_RECALL
     tried = details["recall_by_nprobe"]
-    assert list(tried) == [2**i for i in range(len(tried))] and details["nprobe"] == max(tried)
-    assert all(v < TARGET_RECALL for p, v in tried.items() if p < details["nprobe"])  # the smallest that reaches it
+    assert list(tried) == [str(2**i) for i in range(len(tried))] and str(details["nprobe"]) == list(tried)[-1]
+    assert all(v < TARGET_RECALL for v in list(tried.values())[:-1])  # the smallest that reaches it
     assert index.nprobe == details["nprobe"] and details["nlist"] == min(int(4 * np.sqrt(20_000)), 20_000 // 39)
     assert make_index(x[:500], "auto")[1]["index_type"] == "IndexFlatIP"
     with pytest.raises(ValueError, match="unknown index type"):
@@ -105,3 +118,55 @@ def test_ivf_index_round_trip_through_the_cli(workdir: Path, tmp_path: Path) -> 
     even = {str(i) for i in index.ids[allowed]}
     filtered = index.similar(gid, 10, allowed)
     assert len(filtered) == 10 and {h[0] for h in filtered} <= even
+
+
+def test_ivfpq_compresses_and_reranks_to_the_recall_target(tmp_path: Path) -> None:
+    x = _mixture(20_000)
+    index, details = make_index(x, "ivfpq")
+    assert details["index_type"] == "IndexIVFPQ" and details["recall_at_50"] >= TARGET_RECALL
+    assert details["refine"] in REFINE_FACTORS and index.pq.M * 8 <= x.shape[1] * 8 // 4
+    assert faiss.serialize_index(index).nbytes < x.nbytes / 4  # codes, not raw vectors
+    scores, rows = search(index, x, x[:3], 10, details["refine"])
+    assert np.allclose(scores, np.einsum("qd,qkd->qk", x[:3], x[rows]), atol=1e-5)  # re-ranked exactly
+    assert (np.diff(scores, axis=1) <= 1e-6).all() and (rows[:, 0] == np.arange(3)).all()
+
+
+def test_auto_index_follows_size_and_memory_budget() -> None:
+    assert choose_kind(50_000, 128) == "flat"
+    assert choose_kind(1_000_000, 128) == "ivf"  # 488 MiB of raw vectors
+    assert choose_kind(1_000_000, 128, max_memory_mb=256) == "ivfpq"
+    with pytest.raises(ValueError, match="unknown index type"):
+        choose_kind(10, 8, "hnsw")
+
+
+def test_gpu_is_asked_for_clearly_and_used_when_faiss_sees_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    if gpu_count() == 0:
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(ValueError, match="FAISS sees no GPU"):
+            resolve_device("cuda")
+    # The build's GPU path, with FAISS's CPU<->GPU copies standing in for a device: it trains and adds on the
+    # copy and hands back a CPU index that saves and loads anywhere.
+    moves = []
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda idx: moves.append("to_gpu") or idx)
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda idx: moves.append("to_cpu") or idx, raising=False)
+    index, details = make_index(_mixture(5_000), "ivf", device="auto")
+    assert details["built_on"] == "cuda" and details["recall_at_50"] >= TARGET_RECALL
+    assert moves == ["to_gpu", "to_gpu", "to_cpu"]  # the index, the exact recall reference, the index back
+    assert faiss.deserialize_index(faiss.serialize_index(index)).ntotal == 5_000
+
+
+def test_ivfpq_round_trip_through_the_cli_with_filters(workdir: Path, tmp_path: Path) -> None:
+    from galsearch.cli import main as cli
+
+    w = _copy(workdir, tmp_path)
+    cli(["index", "--workdir", str(w), "--index-type", "ivfpq"])
+    index = load(w)
+    assert index.manifest["index_type"] == "IndexIVFPQ" and index.refine == index.manifest["refine"]
+    gid = str(index.ids[5])
+    hits = index.similar(gid, 10)
+    row = index.row_of[gid]
+    exact = [float(index.vectors[index.row_of[h]] @ index.vectors[row]) for h, _ in hits]
+    assert len(hits) == 10 and np.allclose([s for _, s in hits], exact, atol=1e-5)
+    allowed = np.arange(len(index.ids)) % 3 == 0
+    assert {h for h, _ in index.similar(gid, 10, allowed)} <= {str(i) for i in index.ids[allowed]}
