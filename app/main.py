@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
@@ -31,10 +30,6 @@ from galsearch.settings import Settings
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
-
-
-def _galaxy_json(g: Galaxy) -> dict:
-    return {"id": g.id, "ra": g.ra, "dec": g.dec}
 
 
 def _json_scalar(value: object) -> object:
@@ -94,6 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
         return g
 
+    def row_or_404(galaxy_id: str) -> int:
+        """The galaxy's store row, from memory: the hottest routes (thumbnails, look-alikes) skip the database."""
+        if galaxy_id not in index.row_of:
+            raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        return index.row_of[galaxy_id]
+
     ra, dec = (np.asarray(store.catalog[c], float) if c in store.catalog.colnames else np.full(len(store), np.nan)
                for c in ("ra", "dec"))
 
@@ -102,9 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"id": galaxy_id, "ra": float(ra[row]) if np.isfinite(ra[row]) else None,
                 "dec": float(dec[row]) if np.isfinite(dec[row]) else None}
 
-    def page_of(page: int) -> list[Galaxy]:
-        with sessions() as s:
-            return list(s.scalars(select(Galaxy).order_by(Galaxy.row).offset((page - 1) * page_size).limit(page_size)))
+    def page_of(page: int) -> list[dict]:
+        """One gallery page in survey order, from memory (every visitor's first request, and each scroll)."""
+        rows = range((page - 1) * page_size, min(len(store), page * page_size))
+        return [coords_of(str(index.ids[r])) for r in rows]
 
     def next_page(page: int) -> int | None:
         return page + 1 if page * page_size < len(store) else None
@@ -122,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/galaxies", summary="One page of galaxies (JSON)")
     def list_galaxies(page: Annotated[int, Query(ge=1, le=10_000_000)] = 1) -> dict:
         return {"page": page, "page_size": page_size, "total": len(store), "next_page": next_page(page),
-                "galaxies": [_galaxy_json(g) for g in page_of(page)]}
+                "galaxies": page_of(page)}
 
     @app.get("/galaxies/{galaxy_id}", summary="A galaxy's catalog row")
     def galaxy(galaxy_id: GalaxyId) -> dict:
@@ -133,8 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/galaxies/{galaxy_id}/image.png", summary="Colour thumbnail (asinh / Lupton composite)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def image(galaxy_id: GalaxyId) -> Response:
-        g = galaxy_or_404(galaxy_id)
-        return Response(thumbs.get(g.row), media_type="image/png",
+        return Response(thumbs.get(row_or_404(galaxy_id)), media_type="image/png",
                         headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, or HTML for htmx)")
@@ -143,8 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 where: Annotated[list[str] | None, Query(max_length=200, description=(
                     "catalog conditions, all of which the look-alikes must meet, e.g. mag_r<=17.5 or "
                     "morphology!=artifact"))] = None) -> Response:
-        if galaxy_id not in index.row_of:
-            raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        row_or_404(galaxy_id)
         try:
             allowed = catalog_mask(store.catalog, where) if where else None
         except ValueError as exc:

@@ -2,12 +2,12 @@
 
     python bench/search.py --n 1000000 --json
 
-Synthetic but survey-like embeddings: a Gaussian mixture (``--clusters`` centres of different widths and
-weights, like morphological classes and their subtypes), L2-normalised. The index is chosen and tuned exactly as
+Synthetic but survey-like embeddings (``bench/synthetic.py``: a Gaussian mixture of ``--clusters`` centres).
+The index is chosen and tuned exactly as
 ``galsearch index`` does (``--index-type auto``: exact below 100,000 vectors, IVF above with nprobe tuned to
 recall@50 >= 0.95; ``ivfpq`` compresses and re-ranks). Latency is measured one query at a time for k=50, as the
 server issues them (with IVF-PQ, including the exact re-ranking from the vectors). ``--device cuda`` builds on a GPU
-with the FAISS GPU package.
+with the FAISS GPU package. ``filters`` compares the two ways to restrict a search by a catalog cut.
 """
 
 from __future__ import annotations
@@ -27,20 +27,46 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.report import print_result  # noqa: E402
-from index_builder.index import RECALL_K, make_index, search  # noqa: E402
+from bench.synthetic import mixture  # noqa: E402
+from index_builder.index import RECALL_K, filter_params, make_index, search  # noqa: E402
 
 
-def mixture(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
-    width = rng.uniform(0.3, 1.0, clusters).astype(np.float32)
-    weights = rng.dirichlet(np.full(clusters, 0.5))
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        c = rng.choice(clusters, m, p=weights)
-        x = centres[c] + width[c, None] * rng.standard_normal((m, dim), dtype=np.float32)
-        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+FILTER_FRACTIONS = (0.5, 0.1, 0.01)
+OVERFETCH_MARGIN = 1.5  # over-fetch k / fraction * this many hits, then keep the allowed ones
+
+
+def _p50(latencies: list[float]) -> float:
+    return round(float(np.percentile(latencies, 50)), 3)
+
+
+def filters(index: faiss.Index, x: np.ndarray, details: dict, queries: np.ndarray) -> dict:
+    """Filtered search two ways, for catalog cuts keeping ``FILTER_FRACTIONS`` of the survey: FAISS's id selector
+    with nprobe scaled by the cut (what the server does) against over-fetching and filtering; p50 latency and
+    recall@50 against exact filtered search for each."""
+    rng = np.random.default_rng(2)
+    refine, k = details.get("refine", 1), RECALL_K
+    out = {}
+    for fraction in FILTER_FRACTIONS:
+        allowed = rng.random(len(x)) < fraction  # a cut unrelated to the look (e.g. magnitude)
+        params = filter_params(allowed, details)
+        fetch = min(len(x), int(np.ceil(k / fraction * OVERFETCH_MARGIN)))
+        allowed_rows = np.flatnonzero(allowed)
+        timing: dict[str, list[float]] = {"selector": [], "overfetch": []}
+        recall: dict[str, list[float]] = {"selector": [], "overfetch": []}
+        for row in queries:
+            q = x[row : row + 1]
+            truth = set(allowed_rows[np.argsort(-(x[allowed_rows] @ q[0]))[:k]].tolist())
+            t = time.perf_counter()
+            got = search(index, x, q, k, refine, params)[1][0]
+            timing["selector"].append((time.perf_counter() - t) * 1000)
+            recall["selector"].append(len(truth & set(got.tolist())) / k)
+            t = time.perf_counter()
+            hits = search(index, x, q, fetch, refine)[1][0]
+            got = hits[(hits >= 0) & allowed[np.maximum(hits, 0)]][:k]
+            timing["overfetch"].append((time.perf_counter() - t) * 1000)
+            recall["overfetch"].append(len(truth & set(got.tolist())) / k)
+        out[str(fraction)] = {f"{how}_{what}": v for how in timing for what, v in
+                              (("p50_ms", _p50(timing[how])), ("recall_at_50", round(float(np.mean(recall[how])), 4)))}
     return out
 
 
@@ -75,6 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         "p99_ms": round(float(np.percentile(latencies, 99)), 3),
         "queries": args.queries,
         "threads": faiss.omp_get_max_threads(),
+        "filters": filters(index, x, details, rng.choice(args.n, min(args.queries, 100), replace=False)),
     }
 
 

@@ -35,3 +35,14 @@ def test_benchmarks_with_torch_or_httpx_import_cleanly(script: str) -> None:
     out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_http_benchmark_serves_a_synthetic_survey(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(BENCH / "http.py"), "--synthetic", "1500", "--n", "40", "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout)
+    assert r["server"]["galaxies"] == 1500 and r["server"]["index_type"] == "IndexFlatIP"
+    for route in ("similar", "gallery", "thumbnail"):
+        assert set(r[route]) == {"1", "8", "32"}
+        assert all(v["p50_ms"] <= v["p99_ms"] and v["rps"] > 0 for v in r[route].values())

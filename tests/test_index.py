@@ -15,6 +15,7 @@ from index_builder.index import (
     build,
     choose_kind,
     exact_knn,
+    filter_params,
     gpu_count,
     load,
     make_index,
@@ -170,3 +171,19 @@ def test_ivfpq_round_trip_through_the_cli_with_filters(workdir: Path, tmp_path: 
     assert len(hits) == 10 and np.allclose([s for _, s in hits], exact, atol=1e-5)
     allowed = np.arange(len(index.ids)) % 3 == 0
     assert {h for h, _ in index.similar(gid, 10, allowed)} <= {str(i) for i in index.ids[allowed]}
+
+
+def test_a_selective_filter_probes_more_lists_and_keeps_recall() -> None:
+    x = _mixture(20_000)
+    index, details = make_index(x, "ivf")
+    allowed = np.random.default_rng(0).random(len(x)) < 0.02
+    params = filter_params(allowed, details)
+    assert params.nprobe == min(details["nlist"], int(np.ceil(details["nprobe"] / allowed.mean())))
+    rows = np.flatnonzero(allowed)
+    found = []
+    for q in range(0, 2000, 100):
+        got = search(index, x, x[q : q + 1], 10, 1, params)[1][0]
+        assert allowed[got].all()
+        truth = rows[np.argsort(-(x[rows] @ x[q]))[:10]]
+        found.append(len(set(got) & set(truth)) / 10)
+    assert np.mean(found) >= TARGET_RECALL
