@@ -40,6 +40,50 @@ class IngestError(RuntimeError):
     """The survey as a whole cannot be ingested (no catalog, no usable record, missing columns)."""
 
 
+@dataclass(frozen=True)
+class CatalogColumns:
+    """Which of the user's catalog columns hold what the store needs; they are renamed to these canonical names
+    (``id``, ``file``, ``hdu``, ``ra``, ``dec``) in the packed catalog, so every later step reads one schema.
+
+    ``ra``/``dec`` may be missing (a survey without coordinates) or sexagesimal text (``"10:21:33.2"``, hours for
+    RA, degrees for Dec), which is converted to degrees. ``labels`` are only checked to exist: they stay as they are.
+    """
+
+    id: str = "id"
+    file: str = "file"
+    hdu: str = "hdu"
+    ra: str = "ra"
+    dec: str = "dec"
+    labels: tuple[str, ...] = ()
+
+    def apply(self, table: Table, source: Path) -> Table:
+        missing = [c for c in (self.id, self.file, *self.labels) if c not in table.colnames]
+        if missing:
+            raise IngestError(f"catalog {source} lacks column(s): {', '.join(missing)} "
+                              f"(it has {', '.join(table.colnames)}); name yours with --id-col, --file-col, "
+                              "--label-col")
+        table = table.copy(copy_data=False)
+        for canonical in ("id", "file", "hdu", "ra", "dec"):
+            theirs = getattr(self, canonical)
+            if theirs == canonical or theirs not in table.colnames:
+                continue
+            if canonical in table.colnames:  # e.g. --id-col objid in a catalog that also has "id"
+                table.rename_column(canonical, f"{canonical}_catalog")
+            table.rename_column(theirs, canonical)
+        table["id"] = np.char.strip(np.asarray(table["id"]).astype(str))
+        if "ra" in table.colnames and "dec" in table.colnames and table["ra"].dtype.kind in "US":
+            from astropy.coordinates import SkyCoord
+            import astropy.units as u
+
+            try:
+                sky = SkyCoord(np.asarray(table["ra"]).astype(str), np.asarray(table["dec"]).astype(str),
+                               unit=(u.hourangle, u.deg))
+            except ValueError as exc:
+                raise IngestError(f"cannot read the RA/Dec columns of {source} as sexagesimal: {exc}") from exc
+            table["ra"], table["dec"] = sky.ra.deg, sky.dec.deg
+        return table
+
+
 def _border_sigma(img: np.ndarray) -> np.ndarray:
     """Robust per-band noise from the stamp's outer frame, where the target galaxy contributes little."""
     frame = np.concatenate([img[:, :6].reshape(img.shape[0], -1), img[:, -6:].reshape(img.shape[0], -1)], axis=1)
@@ -90,9 +134,11 @@ def _bands_from(header: fits.Header | None, n: int) -> list[str]:
     return [str(header.get(f"BAND{i + 1}", f"band{i}")) for i in range(n)]
 
 
-def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1.0, size: int | None = None) -> dict:
-    """Pack the survey described by ``catalog_path`` (FITS/CSV/ECSV table with columns id, file; hdu, ra, dec
-    optional) into ``out``."""
+def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1.0, size: int | None = None,
+           columns: CatalogColumns = CatalogColumns(), images_dir: Path | None = None) -> dict:
+    """Pack the survey described by ``catalog_path`` (a FITS, CSV, ECSV or Parquet table with an id and a file
+    column; hdu, ra, dec optional; see ``CatalogColumns``) into ``out``. Files are relative to ``images_dir``,
+    by default the catalog's folder. A repeated id keeps its first usable row; the others are reported."""
     if not 0 < crop <= 1:
         raise IngestError(f"crop must be a fraction in (0, 1], got {crop}")
     if size is not None and size < 8:
@@ -104,10 +150,8 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
         table = Table.read(catalog_path)
     except Exception as exc:  # astropy raises many types for unreadable tables
         raise IngestError(f"cannot read catalog {catalog_path}: {exc}") from exc
-    missing = {"id", "file"} - set(table.colnames)
-    if missing:
-        raise IngestError(f"catalog {catalog_path} lacks column(s): {', '.join(sorted(missing))}")
-    root = catalog_path.parent
+    table = columns.apply(table, catalog_path)
+    root = Path(images_dir) if images_dir is not None else catalog_path.parent
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     order = np.argsort(np.asarray(table["file"]).astype(str), kind="stable")
@@ -120,10 +164,14 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
     raster = False
     bands: list[str] = []
     cache: dict = {}
+    seen: set[str] = set()
     tmp = out / (IMAGES + ".partial")
     for row in tqdm(order, desc="ingest", unit="gal", disable=not progress):
         rec = table[int(row)]
         record = (str(rec["id"]), str(rec["file"]))  # how the ingest report names this row
+        if record[0] in seen:
+            bad.append((*record, "duplicate id"))
+            continue
         hdu = int(rec["hdu"]) if "hdu" in table.colnames else 0
         path = root / str(rec["file"])
         try:
@@ -161,6 +209,7 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
         images[len(kept)] = img
         sigmas.append(_border_sigma(img))
         kept.append(int(row))
+        seen.add(record[0])
     cache.clear()
     _write_report(out / REPORT, bad + masked)
     if not kept:
@@ -177,6 +226,7 @@ def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1
         "source_catalog": str(catalog_path.resolve()),
         "skipped": len(bad),
         "masked": len(masked),
+        "label_columns": list(columns.labels),
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return meta

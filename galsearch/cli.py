@@ -41,7 +41,7 @@ def cmd_demo_survey(args: argparse.Namespace) -> None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     from embedder.store import REPORT, ingest
 
-    meta = ingest(Path(args.catalog), Path(args.out), crop=args.crop, size=args.size)
+    meta = ingest(Path(args.catalog), Path(args.out), **_ingest_options(args))
     _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']}, masked "
          f"non-finite pixels in {meta['masked']} "
          f"(see {Path(args.out) / REPORT})")
@@ -105,7 +105,7 @@ def cmd_add(args: argparse.Namespace) -> None:
                          "before adding to it")
     start = len(Store(store_dir))
     with tempfile.TemporaryDirectory(dir=s.workdir) as tmp:
-        meta = ingest(Path(args.catalog), Path(tmp) / "batch", crop=args.crop, size=args.size)
+        meta = ingest(Path(args.catalog), Path(tmp) / "batch", **_ingest_options(args))
         added, duplicates = append(store_dir, Path(tmp) / "batch")
     if duplicates:
         _log(f"skipped {len(duplicates)} galaxies already in the survey (e.g. {', '.join(duplicates[:5])})")
@@ -130,16 +130,17 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def _catalog_in(survey: Path) -> Path:
-    """The catalog of a survey folder (catalog.fits, .ecsv or .csv), or ``survey`` itself if it is a file."""
+    """The catalog of a survey folder (catalog.fits, .ecsv, .csv or .parquet), or ``survey`` itself if a file."""
     if not survey.is_dir():
         return survey
-    for name in ("catalog.fits", "catalog.ecsv", "catalog.csv"):
+    names = ("catalog.fits", "catalog.ecsv", "catalog.csv", "catalog.parquet")
+    for name in names:
         if (survey / name).exists():
             return survey / name
-    raise FileNotFoundError(f"no catalog.fits, catalog.ecsv or catalog.csv in {survey}")
+    raise FileNotFoundError(f"none of {', '.join(names)} in {survey}")
 
 
-def _build(s: Settings, survey: Path, resume: bool = False, crop: float = 1.0, size: int | None = None) -> None:
+def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None) -> None:
     """ingest -> train -> embed -> index; a survey that is already packed (has meta.json) is used in place."""
     from embedder.store import META, ingest
 
@@ -150,7 +151,7 @@ def _build(s: Settings, survey: Path, resume: bool = False, crop: float = 1.0, s
             store.unlink(missing_ok=True)
             store.symlink_to(survey.resolve(), target_is_directory=True)
     else:
-        meta = ingest(_catalog_in(survey), store, crop=crop, size=size)
+        meta = ingest(_catalog_in(survey), store, **(ingest_options or {}))
         _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}, masked {meta['masked']}")
     _train(s, resume)
     _embed(s)
@@ -158,7 +159,7 @@ def _build(s: Settings, survey: Path, resume: bool = False, crop: float = 1.0, s
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    _build(_settings(args), Path(args.survey), args.resume, args.crop, args.size)
+    _build(_settings(args), Path(args.survey), args.resume, _ingest_options(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -195,7 +196,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from galsearch.evaluate import evaluate, write
 
     s = _settings(args)
-    result = evaluate(s.workdir, label_col=args.label_col, seed=s.seed, supervised_epochs=args.supervised_epochs,
+    label_col = args.label_col
+    if label_col is None:  # the first --label-col given at ingest, else the demo survey's classes
+        meta = json.loads((s.workdir / "store" / "meta.json").read_text())
+        label_col = (meta.get("label_columns") or ["morphology"])[0]
+    result = evaluate(s.workdir, label_col=label_col, seed=s.seed, supervised_epochs=args.supervised_epochs,
                       device=s.device, figure=not args.no_figure, map_method=args.map)
     path = write(result, s.workdir)
     if args.json:
@@ -230,6 +235,18 @@ def _index_flags(sp: argparse.ArgumentParser) -> None:
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--crop", type=float, default=1.0, help="keep this central fraction of each cutout")
     sp.add_argument("--size", type=int, help="resample cutouts to this many pixels a side")
+    sp.add_argument("--images-dir", type=Path, help="folder the file column is relative to (default: the catalog's)")
+    for name, default in (("id", "id"), ("file", "file"), ("hdu", "hdu"), ("ra", "ra"), ("dec", "dec")):
+        sp.add_argument(f"--{name}-col", default=default, help=f"catalog column holding the {name} (default {default})")
+    sp.add_argument("--label-col", action="append", default=[], help="a label column to check and keep (repeatable)")
+
+
+def _ingest_options(args: argparse.Namespace) -> dict:
+    from embedder.store import CatalogColumns
+
+    columns = CatalogColumns(id=args.id_col, file=args.file_col, hdu=args.hdu_col, ra=args.ra_col, dec=args.dec_col,
+                             labels=tuple(args.label_col))
+    return {"crop": args.crop, "size": args.size, "columns": columns, "images_dir": args.images_dir}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -296,7 +313,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     sp = add("eval", cmd_eval, "score the embedding on labels against pixel-PCA, untrained and supervised baselines")
     sp.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    sp.add_argument("--label-col", default="morphology", help="catalog column holding the labels")
+    sp.add_argument("--label-col", help="catalog column holding the labels (default: the first --label-col given "
+                    "at ingest, else morphology)")
     sp.add_argument("--device", help="auto | cpu | cuda (for the supervised baseline)")
     sp.add_argument("--supervised-epochs", type=int, default=30, help="epochs of the supervised-from-scratch CNN")
     sp.add_argument("--map", choices=["auto", "umap", "tsne"], default="auto", help="2-D map method for the figure")

@@ -132,3 +132,40 @@ def test_append_keeps_mixed_id_types_and_refuses_other_shapes(survey_dir: Path, 
     ingest(tmp_path / "b.fits", tmp_path / "small", progress=False, size=32)
     with pytest.raises(IngestError, match="--crop/--size"):
         append(tmp_path / "s", tmp_path / "small")
+
+
+def test_parquet_catalog_with_its_own_column_names_and_image_folder(survey_dir: Path, tmp_path: Path) -> None:
+    """A user's catalog: other column names, sexagesimal coordinates, cutouts in a separate folder, a repeated id."""
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    from embedder.store import CatalogColumns
+
+    src = Table.read(survey_dir / "catalog.fits")[:6]
+    sky = SkyCoord(src["ra"], src["dec"], unit="deg")
+    images = tmp_path / "elsewhere"
+    images.mkdir()
+    for name in set(src["file"]):
+        shutil.copy(survey_dir / name, images / Path(name).name)
+    objid = [int(str(i).lstrip("G") or 0) + 10 for i in src["id"]]
+    objid[5] = objid[4]  # the same object twice: only the first is kept
+    cat = Table({"objid": objid, "path": [Path(f).name for f in src["file"]], "ext": src["hdu"],
+                 "RA": sky.ra.to_string(u.hourangle, sep=":", precision=3),
+                 "DEC": sky.dec.to_string(u.deg, sep=":", precision=2, alwayssign=True),
+                 "id": ["theirs"] * 6, "klass": src["morphology"]})
+    (tmp_path / "cat").mkdir()
+    cat.write(tmp_path / "cat" / "survey.parquet")
+    columns = CatalogColumns(id="objid", file="path", hdu="ext", ra="RA", dec="DEC", labels=("klass",))
+    meta = ingest(tmp_path / "cat" / "survey.parquet", tmp_path / "store", progress=False, columns=columns,
+                  images_dir=images)
+    store = Store(tmp_path / "store")
+    assert meta["count"] == 5 and meta["skipped"] == 1 and meta["label_columns"] == ["klass"]
+    assert list(store.ids) == [str(i) for i in objid[:5]]
+    assert np.allclose(store.catalog["ra"], src["ra"][:5], atol=1e-4)
+    assert np.allclose(store.catalog["dec"], src["dec"][:5], atol=1e-4)
+    assert list(store.catalog["id_catalog"]) == ["theirs"] * 5 and "klass" in store.catalog.colnames
+    with open(tmp_path / "store" / "ingest_report.csv") as fh:
+        assert [r["reason"] for r in csv.DictReader(fh)] == ["duplicate id"]
+    with pytest.raises(IngestError, match="lacks column.*morph.*--label-col"):
+        ingest(tmp_path / "cat" / "survey.parquet", tmp_path / "s2", progress=False,
+               columns=CatalogColumns(id="objid", file="path", labels=("morph",)), images_dir=images)
