@@ -5,11 +5,13 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 """
 
 
+import html
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
+from astropy.table import Table
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -19,7 +21,9 @@ from fastapi.templating import Jinja2Templates
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.filters import catalog_mask
+from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
+from app.tagging import EXPORT_FORMATS, table_bytes
 from app.thumbs import ThumbnailCache
 from app.web import AppContext, GalaxyId
 from embedder.checksum import file_sha256
@@ -138,24 +142,83 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(thumbs.get(row_or_404(galaxy_id)), media_type="image/png",
                         headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, or HTML for htmx)")
-    def similar(request: Request, galaxy_id: GalaxyId,
-                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20,
-                where: Annotated[list[str] | None, Query(max_length=200, description=(
-                    "catalog conditions, all of which the look-alikes must meet, e.g. mag_r<=17.5 or "
-                    "morphology!=artifact"))] = None) -> Response:
-        row_or_404(galaxy_id)
+    sky = SkyIndex(ra, dec)
+    common["has_sky"] = len(sky.rows) > 0
+
+    def look_alikes(galaxy_id: str, k: int, where: list[str] | None = None,
+                    distinct_arcsec: float | None = None) -> tuple[dict, list[dict]]:
+        """The query's coordinates and its ``k`` look-alikes (coordinates come from memory, not the database:
+        this is the route users hit hardest)."""
+        row = row_or_404(galaxy_id)
         try:
             allowed = catalog_mask(store.catalog, where) if where else None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        # Coordinates come from memory, not the database: this is the route users hit hardest.
+        # Dropping repeated detections needs spare hits: fetch twice as many, keep the first k distinct ones.
+        hits = index.similar(galaxy_id, 2 * k if distinct_arcsec else k, allowed)
+        if distinct_arcsec:
+            keep = set(sky.distinct(row, [index.row_of[g] for g, _ in hits], distinct_arcsec))
+            hits = [h for h in hits if index.row_of[h[0]] in keep][:k]
         results = [{**coords_of(gid), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
-                   for gid, sim in index.similar(galaxy_id, k, allowed)]
-        query = coords_of(galaxy_id)
+                   for gid, sim in hits]
+        return coords_of(galaxy_id), results
+
+    @app.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, HTML for htmx, or a table)",
+             responses={200: {"content": {m: {} for _, m, _ in EXPORT_FORMATS.values()}}})
+    def similar(request: Request, galaxy_id: GalaxyId,
+                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20,
+                where: Annotated[list[str] | None, Query(max_length=200, description=(
+                    "catalog conditions, all of which the look-alikes must meet, e.g. mag_r<=17.5 or "
+                    "morphology!=artifact"))] = None,
+                distinct_arcsec: Annotated[float | None, Query(gt=0, le=3600, description=(
+                    "drop look-alikes closer than this to the query or to a better one (repeated detections of "
+                    "one object)"))] = None,
+                format: Annotated[Literal["json", "csv", "fits", "votable"], Query(
+                    description="json (default), or a table file for TOPCAT/astropy")] = "json") -> Response:
+        query, results = look_alikes(galaxy_id, k, where, distinct_arcsec)
+        if format != "json":
+            table = Table(rows=[(i + 1, r["id"], r["ra"] if r["ra"] is not None else np.nan,
+                                 r["dec"] if r["dec"] is not None else np.nan, r["similarity"], r["distance"])
+                                for i, r in enumerate(results)],
+                          names=("rank", "id", "ra", "dec", "similarity", "distance"),
+                          dtype=(int, str, float, float, float, float))
+            table["ra"].unit = table["dec"].unit = "deg"
+            table.meta["query_id"] = galaxy_id
+            _, media, ext = EXPORT_FORMATS[format]
+            return Response(table_bytes(table, format), media_type=media,
+                            headers={"Content-Disposition": f'attachment; filename="similar_{galaxy_id}.{ext}"'})
         if request.headers.get("HX-Request") == "true":
             return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
         return JSONResponse({"query": query, "k": k, "metric": "cosine", "results": results})
+
+    @app.get("/lookup", summary="The galaxy nearest a sky position (degrees or sexagesimal), and its look-alikes")
+    def lookup(request: Request, ra: Annotated[str, Query(min_length=1, max_length=40)],
+               dec: Annotated[str, Query(min_length=1, max_length=40)],
+               radius: Annotated[float, Query(gt=0, le=3600, description="search radius in arcsec")] = 5.0,
+               k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20) -> Response:
+        htmx = request.headers.get("HX-Request") == "true"
+
+        def fail(status: int, message: str) -> Response:
+            if htmx:  # shown in the look-alikes panel (app.js lets htmx swap 4xx answers in)
+                return HTMLResponse(f'<p class="error">{html.escape(message)}</p>', status_code=status)
+            raise HTTPException(status, message)
+
+        try:
+            position = parse_position(ra, dec)
+        except ValueError as exc:
+            return fail(422, str(exc))
+        if not common["has_sky"]:
+            return fail(404, "this survey has no coordinates")
+        found = sky.nearest(position, radius)
+        if found is None:
+            return fail(404, f"no galaxy within {radius:g} arcsec of RA {position.ra.deg:.5f}, "
+                             f"Dec {position.dec.deg:+.5f}")
+        row, separation = found
+        galaxy_id = str(index.ids[row])
+        if htmx:
+            query, results = look_alikes(galaxy_id, k)
+            return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
+        return JSONResponse({**coords_of(galaxy_id), "separation_arcsec": separation})
 
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
                      common=common, max_k=settings.max_k)

@@ -1,0 +1,9 @@
+// htmx leaves 4xx answers out of the page by default; ours carry a message for the researcher (no galaxy at
+// those coordinates, a malformed position), so swap them into their target like any other answer.
+document.addEventListener("htmx:beforeSwap", function (ev) {
+  const status = ev.detail.xhr.status;
+  if (status >= 400 && status < 500) {
+    ev.detail.shouldSwap = true;
+    ev.detail.isError = false;
+  }
+});
