@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
+import faiss
 import numpy as np
 from astropy.table import Table
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -51,10 +52,14 @@ def _json_scalar(value: object) -> object:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # One thread per query: concurrent requests already use every core, and FAISS's OpenMP threads fighting over
+    # them cost more than they give to a single k-NN query.
+    faiss.omp_set_num_threads(1)
     workdir = Path(settings.workdir)
     store = Store(workdir / "store")
     model = workdir / "model.pt"
-    index = load_index(workdir, file_sha256(model) if model.exists() else None)
+    index = load_index(workdir, file_sha256(model) if model.exists() else None,
+                       max_memory_mb=settings.index_max_memory_mb)
     vectors = index.vectors  # the embeddings, memory-mapped once by the index loader
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise IndexMismatchError(f"embeddings in {workdir} are not aligned with its store; re-run `galsearch embed`")

@@ -187,3 +187,9 @@ def test_a_selective_filter_probes_more_lists_and_keeps_recall() -> None:
         truth = rows[np.argsort(-(x[rows] @ x[q]))[:10]]
         found.append(len(set(got) & set(truth)) / 10)
     assert np.mean(found) >= TARGET_RECALL
+
+
+def test_an_index_over_the_memory_budget_is_memory_mapped_and_answers_the_same(workdir: Path) -> None:
+    in_memory, mapped = load(workdir), load(workdir, max_memory_mb=0)
+    gid = str(in_memory.ids[4])
+    assert in_memory.similar(gid, 10) == mapped.similar(gid, 10)
