@@ -36,9 +36,6 @@ class SkyIndex:
         """(row, separation in arcsec) of the closest galaxy within the radius, or None."""
         if self.coords is None:
             return None
-        if len(self.rows) == 1:
-            sep = position.separation(self.coords[0]).arcsec
-            return (int(self.rows[0]), float(sep)) if sep <= radius_arcsec else None
         idx, sep, _ = position.match_to_catalog_sky(self.coords)
         idx, sep = int(np.ravel(idx)[0]), float(np.ravel(sep.arcsec)[0])
         return (int(self.rows[idx]), sep) if sep <= radius_arcsec else None

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from bench.report import print_result  # noqa: E402
 from bench.synthetic import mixture  # noqa: E402
-from index_builder.index import RECALL_K, filter_params, make_index, search  # noqa: E402
+from index_builder.index import MAX_MEMORY_MB, RECALL_K, filter_params, make_index, search  # noqa: E402
 
 
 FILTER_FRACTIONS = (0.5, 0.1, 0.01)
@@ -113,7 +113,8 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--index-type", choices=["auto", "flat", "ivf", "ivfpq"], default="auto")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where FAISS builds")
-    p.add_argument("--max-memory-mb", type=float, default=8192, help="auto: IVF-PQ above this much raw vectors")
+    p.add_argument("--max-memory-mb", type=float, default=MAX_MEMORY_MB,
+                   help="auto: IVF-PQ above this much raw vectors")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -181,6 +181,7 @@ def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0, device: s
         else:  # 8-bit codes need 256 training points per sub-quantizer; a tiny survey gets fewer bits
             bits = int(min(8, np.log2(n)))
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_bytes(dim), bits, faiss.METRIC_INNER_PRODUCT)
+    details: dict = {"index_type": type(index).__name__, "built_on": device}  # named before any GPU copy
     if device == "cuda":
         index = faiss.index_cpu_to_all_gpus(index)
     if kind != "flat":
@@ -189,8 +190,6 @@ def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0, device: s
         index.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
     for start in range(0, n, 65536):
         index.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
-    details: dict = {"index_type": f"Index{'FlatIP' if kind == 'flat' else 'IVFFlat' if kind == 'ivf' else 'IVFPQ'}",
-                     "built_on": device}
     if kind == "flat":
         index = faiss.index_gpu_to_cpu(index) if device == "cuda" else index
         return index, {**details, "recall_at_50": 1.0, "build_s": round(time.perf_counter() - t0, 3)}
