@@ -6,7 +6,6 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 
 
 import html
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.filters import catalog_mask
+from app.security import Guard, register_sign_in_routes
 from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
@@ -72,17 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="galsearch", version="0.1.0",
                   description="Find look-alikes of a galaxy in a survey from self-supervised embeddings.")
-    @app.middleware("http")
-    async def _server_timing(request: Request, call_next):
-        """Every response says how long the server spent on it (browser dev tools show ``Server-Timing``)."""
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"
-        return response
 
+    app.add_middleware(Guard, auth_token=settings.auth_token, max_body_bytes=settings.max_request_bytes)
     app.mount("/static/htmx", StaticFiles(directory=htmx_dir()), name="htmx")
     app.mount("/static/app", StaticFiles(directory=STATIC_DIR), name="static")
-    common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"]}
+    common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
+              "auth": bool(settings.auth_token)}
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -228,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
                      common=common, max_k=settings.max_k)
     register_tag_routes(app, ctx)
+    register_sign_in_routes(app, templates, settings.auth_token, common)
     register_anomaly_routes(app, ctx, AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every,
                                                          settings.anomaly_method))
 

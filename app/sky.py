@@ -14,12 +14,19 @@ from astropy.coordinates import SkyCoord, angular_separation
 def parse_position(ra: str, dec: str) -> SkyCoord:
     """A SkyCoord from typed RA/Dec text; ValueError with the reason when it is not a position."""
     try:
-        return SkyCoord(float(ra), float(dec), unit="deg")
+        ra_deg, dec_deg = float(ra), float(dec)
     except ValueError:
         pass  # not two plain numbers: try sexagesimal
+    else:
+        if not (np.isfinite(ra_deg) and np.isfinite(dec_deg)):
+            raise ValueError(f"RA {ra!r}, Dec {dec!r}: both must be finite numbers")
+        try:
+            return SkyCoord(ra_deg, dec_deg, unit="deg")
+        except ValueError as exc:
+            raise ValueError(f"RA {ra!r}, Dec {dec!r}: {exc}") from exc
     try:
         return SkyCoord(ra.strip(), dec.strip(), unit=(u.hourangle, u.deg))
-    except (ValueError, u.UnitsError) as exc:
+    except (ValueError, TypeError, u.UnitsError) as exc:  # astropy raises TypeError for e.g. an RA ending in N
         raise ValueError(f"cannot read RA {ra!r}, Dec {dec!r}: give degrees (150.1167, 2.2058) or sexagesimal "
                          f"with RA in hours (10:00:28.0, +02:12:21)") from exc
 

@@ -18,7 +18,8 @@ ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
 WHO_COOKIE = "galsearch_who"
 WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
 GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
-Who = Annotated[str | None, Cookie(alias=WHO_COOKIE, description="researcher name (set with POST /who)")]
+Who = Annotated[str | None, Cookie(alias=WHO_COOKIE, pattern=WHO_PATTERN,
+                                   description="researcher name (set with POST /who)")]
 
 
 @dataclass

@@ -22,8 +22,10 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import httpx  # noqa: E402
@@ -40,13 +42,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen:
+def start_server(workdir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``galsearch serve`` in its own process (``env`` adds variables, e.g. DATABASE_URL); returns once it answers."""
+    log = tempfile.TemporaryFile()  # not a pipe: a chatty server must never block on a full one
     proc = subprocess.Popen([sys.executable, "-m", "galsearch.cli", "serve", "--workdir", str(workdir),
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log,
+                            env={**os.environ, **(env or {})})
     deadline = time.time() + 900  # a 10^6-galaxy survey loads its catalog into the database first
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GALSEARCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GALSEARCH_", extra="ignore", populate_by_name=True)
 
     workdir: Path = Path("work/demo")
     database_url: str | None = Field(
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     page_size: int = 48
     max_k: int = 200
     retrain_every: int = 10  # refit a researcher's anomaly ranking after this many new ratings
+    auth_token: str | None = Field(  # set: only holders of this token may write (tags, ratings); reads stay open
+        default=None, validation_alias=AliasChoices("GALSEARCH_AUTH", "GALSEARCH_AUTH_TOKEN"))
+    max_request_bytes: int = 1 << 20  # larger request bodies are refused (413)
     anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
 
     def resolved_epochs(self, device_type: str) -> int:

@@ -53,3 +53,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     Base.metadata.drop_all(engine)
     engine.dispose()
     return POSTGRES_URL
+
+
+def act_as(client, name: str) -> None:
+    """Set the researcher cookie as the gallery's form does, then echo the CSRF cookie as its scripts do."""
+    assert client.post("/who", data={"name": name}).status_code == 200
+    client.headers["X-CSRF-Token"] = client.cookies["galsearch_csrf"]
+
+
+@pytest.fixture(name="act_as")
+def act_as_fixture():
+    return act_as

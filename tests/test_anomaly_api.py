@@ -15,10 +15,10 @@ from galsearch.settings import Settings
 
 
 @pytest.fixture()
-def client(workdir: Path, database_url: str) -> TestClient:
+def client(workdir: Path, database_url: str, act_as) -> TestClient:
     settings = Settings(workdir=workdir, database_url=database_url, retrain_every=3)
     with TestClient(create_app(settings)) as c:
-        c.post("/who", data={"name": "jocelyn"})
+        act_as(c, "jocelyn")
         yield c
 
 
@@ -47,10 +47,10 @@ def test_rate_retrain_and_rerank(client: TestClient) -> None:
     assert {"id", "ra", "dec", "rating", "who", "when"} <= set(csv.colnames)
 
 
-def test_researchers_have_their_own_ratings(client: TestClient) -> None:
+def test_researchers_have_their_own_ratings(client: TestClient, act_as) -> None:
     gid = client.get("/anomalies").json()["to_rate"][0]["id"]
     client.post("/anomalies/ratings", json={"id": gid, "rating": 4})
-    client.post("/who", data={"name": "henrietta"})
+    act_as(client, "henrietta")
     assert client.get("/anomalies").json()["ratings"] == 0
     assert client.get(f"/galaxies/{gid}/rating").status_code == 404
     everyone = Table.read(client.get("/anomalies/ratings/export", params={"everyone": True}).text, format="ascii.csv")

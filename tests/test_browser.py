@@ -149,3 +149,35 @@ def test_rate_anomalies_with_the_keyboard_and_retrain(server: str, page) -> None
     marked = {f.get_attribute("data-id"): f.locator("figcaption").inner_text()
               for f in page.locator("#top figure.rated").all()}
     assert marked[rated[0]] == "rated 5" and marked[rated[4]] == "rated 5"
+
+
+def test_researcher_name_from_the_header_form_and_forged_writes_refused(server: str, page) -> None:
+    import json
+    import urllib.request
+
+    page.goto(server + "/")
+    page.fill("header form.who input[name=name]", "Annie Cannon")
+    with page.expect_navigation():  # the form reloads the page so that per-researcher panels follow the name
+        page.click("header form.who button")
+    assert page.input_value("header form.who input[name=name]") == "Annie Cannon"
+    first = page.locator("#gallery .thumb").nth(0)
+    gid = first.get_attribute("data-id")
+    first.click()
+    page.fill(f"#tags-{gid} input[name=tag]", "#barred")
+    page.click(f"#tags-{gid} button[type=submit]")
+    page.wait_for_selector(f"#tags-{gid} a.chip")
+    with urllib.request.urlopen(server + "/tags/%23barred") as resp:
+        assert [g["who"] for g in json.load(resp)["galaxies"]] == ["Annie Cannon"]
+
+    # Another site auto-submits a form at galsearch with the researcher's cookies: it must be refused.
+    page.route("http://evil.example/", lambda route: route.fulfill(content_type="text/html", body=(
+        f'<form method="post" action="{server}/tags/%23forged/galaxies/{gid}"></form>'
+        "<script>document.forms[0].submit()</script>")))
+    with page.expect_response(lambda r: "/tags/%23forged/" in r.url) as forged:
+        page.goto("http://evil.example/")
+    assert forged.value.status == 403
+    try:
+        urllib.request.urlopen(server + "/tags/%23forged")
+        raise AssertionError("the forged tag was written")
+    except urllib.error.HTTPError as err:
+        assert err.code == 404

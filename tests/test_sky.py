@@ -39,6 +39,12 @@ def test_positions_parse_as_degrees_or_sexagesimal() -> None:
         parse_position("north", "2")
 
 
+@pytest.mark.parametrize("ra,dec", [("ORIGIN", "0"), ("nan", "0"), ("10", "inf"), ("10", "95"), ("1e400", "0")])
+def test_malformed_positions_are_value_errors(ra: str, dec: str) -> None:  # "ORIGIN" ends in N: a latitude to astropy
+    with pytest.raises(ValueError):
+        parse_position(ra, dec)
+
+
 def test_lookup_finds_the_nearest_galaxy(client: TestClient, catalog: Table) -> None:
     g = catalog[7]
     sky = SkyCoord(g["ra"], g["dec"], unit="deg").directional_offset_by(0 * u.deg, 1 * u.arcsec)

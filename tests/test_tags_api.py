@@ -16,9 +16,9 @@ from galsearch.settings import Settings
 
 
 @pytest.fixture()
-def client(workdir: Path, database_url: str) -> TestClient:
+def client(workdir: Path, database_url: str, act_as) -> TestClient:
     with TestClient(create_app(Settings(workdir=workdir, database_url=database_url))) as c:
-        c.post("/who", data={"name": "vera"})
+        act_as(c, "vera")
         yield c
 
 

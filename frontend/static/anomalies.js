@@ -3,7 +3,7 @@
 (function () {
   async function rate(card, rating) {
     const resp = await fetch("/anomalies/ratings", {
-      method: "POST", headers: {"Content-Type": "application/json", "HX-Request": "true"},
+      method: "POST", headers: {"Content-Type": "application/json", "HX-Request": "true", "X-CSRF-Token": csrfToken()},
       body: JSON.stringify({id: card.dataset.id, rating: rating})});
     if (!resp.ok) { alert("Could not save the rating: " + (await resp.text())); return; }
     const panels = document.getElementById("anomaly-panels");

@@ -10,7 +10,7 @@
     const body = {decisions: cards.map(c => ({id: c.dataset.id, decision: decision,
                                                 score: parseFloat(c.dataset.score)}))};
     const resp = await fetch("/tags/" + encodeURIComponent(tag) + "/decisions", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()}, body: JSON.stringify(body)});
     if (!resp.ok) { alert("Could not save: " + (await resp.text())); return; }
     const counts = await resp.json();
     const next = cards[cards.length - 1].nextElementSibling;
