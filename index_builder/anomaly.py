@@ -73,8 +73,11 @@ def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     search = load_index(workdir, device=device).search if len(vectors) >= EXACT_MAX else None
     scores = unsupervised_scores(vectors, seed, search=search)
-    np.savez(workdir / ANOMALY, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
-                                                                         if isinstance(v, np.ndarray)})
+    tmp = workdir / (ANOMALY + ".partial")
+    with open(tmp, "wb") as f:  # renamed into place whole: a server starting meanwhile never reads half a file
+        np.savez(f, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
+                                                             if isinstance(v, np.ndarray)})
+    tmp.replace(workdir / ANOMALY)
     summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),
                "explained_variance": round(scores["explained_variance"], 4),
                "seconds": round(time.perf_counter() - t0, 2)}

@@ -302,12 +302,19 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
     for name in (MANIFEST, INDEX, INDEX_IDS, EMBEDDINGS, EMBEDDING_INFO):
         if not (workdir / name).exists():
             raise FileNotFoundError(f"{workdir / name} is missing (run `galsearch build` first)")
-    manifest = json.loads((workdir / MANIFEST).read_text())
-    info = json.loads((workdir / EMBEDDING_INFO).read_text())
+    try:
+        manifest = json.loads((workdir / MANIFEST).read_text())
+        info = json.loads((workdir / EMBEDDING_INFO).read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexMismatchError(f"{workdir}: a manifest is unreadable ({exc}); re-run `galsearch index`") from exc
     # Read whole when it fits the memory budget; memory-mapped above it, where it opens at once and pages in as
     # queries touch it (measured at 1M x 128 IVF: 0.47 ms a query read whole, 1.97 ms memory-mapped).
     mmap = (workdir / INDEX).stat().st_size > max_memory_mb * 2**20
-    index = faiss.read_index(str(workdir / INDEX), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+    try:
+        index = faiss.read_index(str(workdir / INDEX), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+    except RuntimeError as exc:  # truncated or corrupt: never serve it
+        raise IndexMismatchError(f"{workdir / INDEX} is unreadable; re-run `galsearch index` "
+                                 f"({str(exc).strip().splitlines()[-1]})") from exc
     if "nprobe" in manifest:
         set_nprobe(index, manifest["nprobe"])
     ids = np.load(workdir / INDEX_IDS)

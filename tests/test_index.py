@@ -76,6 +76,20 @@ def test_embeddings_changed_after_indexing(workdir: Path, tmp_path: Path) -> Non
         load(w)
 
 
+def test_a_half_written_index_is_refused_not_served(workdir: Path, tmp_path: Path) -> None:
+    w = _copy(workdir, tmp_path)
+    data = (w / "index.faiss").read_bytes()
+    (w / "index.faiss").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexMismatchError, match="unreadable"):
+        load(w)
+    (w / "manifest.json").write_text('{"dim": 6')
+    with pytest.raises(IndexMismatchError, match="manifest is unreadable"):
+        load(w)
+    (w / "index.faiss.tmp").write_bytes(b"partial")  # what a killed build leaves: ignored, then replaced
+    build(w)
+    assert load(w).index.ntotal == len(np.load(w / "embeddings.npy")) and not (w / "index.faiss.tmp").exists()
+
+
 def test_missing_files_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="galsearch"):
         load(tmp_path)
