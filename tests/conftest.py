@@ -46,7 +46,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'galsearch.db'}"
     if not postgres_available():
-        pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_URL}; set GALSEARCH_TEST_POSTGRES_URL")
+        message = f"no PostgreSQL server reachable at {POSTGRES_URL}; set GALSEARCH_TEST_POSTGRES_URL"
+        if os.environ.get("GALSEARCH_REQUIRE_POSTGRES"):  # CI: PostgreSQL is tested for real, never skipped
+            pytest.fail(message)
+        pytest.skip(message)
     from app.db import Base
 
     engine = create_engine(POSTGRES_URL)
