@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     DateTime,
     Float,
@@ -19,6 +24,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -115,8 +121,44 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema as it stood before migrations: databases made then are adopted at this revision
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema revision (None: never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the database's schema to the newest revision and return it.
+
+    Researchers' tags and ratings outlive galsearch versions, so the schema changes by Alembic migrations
+    (``app/migrations/versions``) rather than by recreating tables. A database whose tables were made before
+    migrations existed is adopted as the baseline revision, then upgraded like any other.
+    """
+    cfg = _alembic_config()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.begin() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return head
+        cfg.attributes["connection"] = conn
+        if current is None and inspect(conn).has_table(Galaxy.__tablename__):
+            command.stamp(cfg, BASELINE)
+        command.upgrade(cfg, "head")
+    return head
+
+
 def init_db(engine: Engine) -> sessionmaker[Session]:
-    Base.metadata.create_all(engine)
+    migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
 

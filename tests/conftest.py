@@ -54,6 +54,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     engine = create_engine(POSTGRES_URL)
     Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     return POSTGRES_URL
 
