@@ -6,6 +6,7 @@ no early max-pool, so a 32-64 px cutout keeps its spatial detail in the stem.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -70,3 +71,30 @@ def load_encoder(path: Path, device: torch.device | str = "cpu") -> tuple[Encode
     enc = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
     enc.load_state_dict(ckpt["encoder"])
     return enc.to(device).eval(), cfg
+
+
+def adopt(checkpoint: Path, bands: list[str], noise: list[float], out: Path) -> dict:
+    """Reuse an encoder trained on another survey for this one: write ``out``, a copy of ``checkpoint``.
+
+    A survey of a few hundred cutouts is too small to train on alone. The encoder resamples any cutout to its
+    input size, so only the number of bands must agree (a clear ValueError otherwise). The copy takes this
+    survey's per-band noise, which scales pixels into the network's input (signal-to-noise units), so the model
+    sees this survey's cutouts on the scale it learnt; the original's bands and file are kept under ``adopted``.
+    """
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        cfg = ckpt["config"]
+        theirs = int(cfg["in_channels"])
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{checkpoint} is not a galsearch encoder checkpoint ({exc})") from exc
+    if theirs != len(bands):
+        raise ValueError(f"the encoder in {checkpoint} takes {theirs} bands ({', '.join(cfg.get('bands', []))}) but "
+                         f"this survey has {len(bands)} ({', '.join(bands)}): pick a model trained on "
+                         f"{len(bands)}-band cutouts, or train one on this survey")
+    ckpt["config"] = {**cfg, "bands": list(bands), "noise": [float(x) for x in noise],
+                      "adopted": {"from": str(checkpoint), "bands": cfg.get("bands"), "noise": cfg.get("noise")}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(out)
+    return ckpt["config"]

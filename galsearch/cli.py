@@ -140,8 +140,9 @@ def _catalog_in(survey: Path) -> Path:
     raise FileNotFoundError(f"none of {', '.join(names)} in {survey}")
 
 
-def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None) -> None:
-    """ingest -> train -> embed -> index; a survey that is already packed (has meta.json) is used in place."""
+def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None,
+           model: Path | None = None) -> None:
+    """ingest -> train (or adopt ``model``) -> embed -> index; a packed survey (has meta.json) is used in place."""
     from embedder.store import META, ingest
 
     s.workdir.mkdir(parents=True, exist_ok=True)
@@ -153,13 +154,22 @@ def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict
     else:
         meta = ingest(_catalog_in(survey), store, **(ingest_options or {}))
         _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}, masked {meta['masked']}")
-    _train(s, resume)
+    if model is None:
+        _train(s, resume)
+    else:
+        from embedder.model import adopt
+        from embedder.store import Store
+
+        packed = Store(store)
+        cfg = adopt(model, packed.bands, packed.noise.tolist(), s.workdir / "model.pt")
+        _log(f"reusing the encoder in {model} (trained on {', '.join(cfg['adopted']['bands'] or ['?'])}) for "
+             f"{', '.join(packed.bands)}")
     _embed(s)
     _index(s)
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    _build(_settings(args), Path(args.survey), args.resume, _ingest_options(args))
+    _build(_settings(args), Path(args.survey), args.resume, _ingest_options(args), args.model)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -299,6 +309,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
     _index_flags(sp)
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
+    sp.add_argument("--model", type=Path, help="reuse this encoder checkpoint (model.pt of another workdir) instead "
+                                               "of training; it must take as many bands as the survey has")
     sp.add_argument("--survey", type=Path, required=True,
                     help="survey folder (catalog + cutouts), its catalog file, or a packed store")
     _ingest_flags(sp)
