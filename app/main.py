@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 import faiss
 import numpy as np
+from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,7 +27,7 @@ from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
 from app.thumbs import ThumbnailCache
-from app.web import AppContext, GalaxyId
+from app.web import AppContext, GalaxyId, wants_html
 from embedder.checksum import file_sha256
 from embedder.files import EMBEDDING_IDS
 from embedder.store import Store
@@ -35,6 +36,10 @@ from galsearch.settings import Settings
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
+
+
+# The Legacy Surveys sky viewer centred on a galaxy (DR10 images, zoomed to a few arcmin).
+LEGACY_VIEWER = "https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}&layer=ls-dr10&zoom=16"
 
 
 def _json_scalar(value: object) -> object:
@@ -130,16 +135,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"page": page, "page_size": page_size, "total": len(store), "next_page": next_page(page),
                 "galaxies": page_of(page)}
 
-    @app.get("/galaxies/{galaxy_id}", summary="A galaxy's catalog row")
-    def galaxy(galaxy_id: GalaxyId) -> dict:
-        g = galaxy_or_404(galaxy_id)
-        row = store.catalog[g.row]
-        return {name: _json_scalar(row[name]) for name in store.catalog.colnames if np.ndim(row[name]) == 0}
+    @app.get("/galaxies/{galaxy_id}", summary="A galaxy's catalog row (JSON), or its page in a browser")
+    def galaxy(request: Request, galaxy_id: GalaxyId) -> Response:
+        values = store.catalog[row_or_404(galaxy_id)]
+        columns = {name: _json_scalar(values[name]) for name in store.catalog.colnames if np.ndim(values[name]) == 0}
+        if not wants_html(request):
+            return JSONResponse(columns)
+        coords = coords_of(galaxy_id)
+        position = None
+        if coords["ra"] is not None:
+            position = SkyCoord(coords["ra"], coords["dec"], unit="deg").to_string("hmsdms", sep=":", precision=2)
+        return templates.TemplateResponse(request, "galaxy.html", {
+            **common, "g": coords, "position": position, "columns": columns, "k": 20,
+            "legacy_viewer": LEGACY_VIEWER.format(**coords) if position else None})
 
     @app.get("/galaxies/{galaxy_id}/image.png", summary="Colour thumbnail (asinh / Lupton composite)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def image(galaxy_id: GalaxyId) -> Response:
         return Response(thumbs.get(row_or_404(galaxy_id)), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/galaxies/{galaxy_id}/bands/{band}.png", summary="One band in grey (asinh stretch)",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def band_image(galaxy_id: GalaxyId, band: Annotated[str, PathParam(max_length=32)]) -> Response:
+        row = row_or_404(galaxy_id)
+        if band not in store.bands:
+            raise HTTPException(404, f"no band {band!r}: this survey has {', '.join(store.bands)}")
+        return Response(thumbs.band(row, store.bands.index(band)), media_type="image/png",
                         headers={"Cache-Control": "public, max-age=86400"})
 
     sky = SkyIndex(ra, dec)

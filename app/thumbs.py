@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from astropy.visualization import make_lupton_rgb
+from astropy.visualization import make_lupton_rgb, simple_norm
 from PIL import Image
 
 # Plane weights bring g, r, z (or any 3 bands, bluest first) to similar brightness before the RGB mapping.
@@ -29,6 +29,19 @@ def render_png(cutout: np.ndarray, noise: np.ndarray, size: int = 128) -> bytes:
     return out.getvalue()
 
 
+def render_band_png(plane: np.ndarray, size: int = 160) -> bytes:
+    """A greyscale PNG of one band: asinh stretch between the sky and the 99.5th percentile (astropy simple_norm)."""
+    img = np.nan_to_num(np.asarray(plane, dtype=np.float64))
+    if np.ptp(img) == 0:
+        grey = np.zeros(img.shape, np.uint8)
+    else:
+        norm = simple_norm(img, stretch="asinh", percent=99.5)
+        grey = (np.clip(np.ma.filled(norm(img), 0.0), 0, 1) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(grey).resize((size, size), Image.Resampling.LANCZOS).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 class ThumbnailCache:
     """Renders each thumbnail once; later requests read the PNG file (written atomically)."""
 
@@ -39,11 +52,19 @@ class ThumbnailCache:
         self.noise = noise
 
     def get(self, row: int) -> bytes:
-        # Files are named by store row, never by a user-supplied id, so no request can reach another path.
-        path = self.folder / f"{int(row)}.png"
+        """The colour composite of a store row."""
+        return self._cached(f"{int(row)}.png", lambda: render_png(self.images[row], self.noise))
+
+    def band(self, row: int, band: int) -> bytes:
+        """One band of a store row in grey."""
+        return self._cached(f"{int(row)}_b{int(band)}.png", lambda: render_band_png(self.images[row][band]))
+
+    def _cached(self, name: str, render) -> bytes:
+        # Files are named by store row and band number, never by a user-supplied id: no request reaches another path.
+        path = self.folder / name
         if path.exists():
             return path.read_bytes()
-        png = render_png(self.images[row], self.noise)
+        png = render()
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(png)
         tmp.replace(path)

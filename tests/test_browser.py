@@ -181,3 +181,19 @@ def test_researcher_name_from_the_header_form_and_forged_writes_refused(server: 
         raise AssertionError("the forged tag was written")
     except urllib.error.HTTPError as err:
         assert err.code == 404
+
+
+def test_details_link_opens_the_galaxy_page_with_bands_and_look_alikes(server: str, page) -> None:
+    page.goto(server + "/")
+    first = page.locator("#gallery .thumb").nth(1)
+    gid = first.get_attribute("data-id")
+    first.click()
+    page.wait_for_selector("#similar .query a[href]")
+    page.click("#similar .query a[href]")
+    page.wait_for_selector("#similar .results .thumb")  # look-alikes load into the page by themselves
+    assert page.url.endswith(f"/galaxies/{gid}") and page.locator("#query-id").inner_text() == gid
+    bands = page.locator(".bands img")
+    assert bands.count() == 3
+    page.wait_for_function("Array.from(document.querySelectorAll('.bands img')).every(i => i.complete && "
+                           "i.naturalWidth > 0)")
+    assert "legacysurvey.org/viewer?ra=" in page.locator("#legacy-viewer").get_attribute("href")

@@ -104,3 +104,19 @@ def test_sky_index_keeps_rows_without_coordinates_and_drops_repeats() -> None:
     assert sky.distinct(0, [1, 2, 3], 2.0) == [2, 3]  # row 1 is 0.7" from the query
     assert sky.nearest(parse_position("152", "2"), 5) is None
     assert SkyIndex(np.array([np.nan]), np.array([np.nan])).nearest(parse_position("1", "1"), 5) is None
+
+
+def test_detail_page_has_coordinates_columns_bands_and_a_sky_viewer_link(client: TestClient, catalog: Table) -> None:
+    g = catalog[3]
+    page = client.get(f"/galaxies/{g['id']}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert f"ra={g['ra']:.6f}&amp;dec={g['dec']:.6f}" in page.text and "legacysurvey.org/viewer" in page.text
+    assert SkyCoord(g["ra"], g["dec"], unit="deg").to_string("hmsdms", sep=":", precision=2) in page.text
+    assert "<th>morphology</th>" in page.text and f'hx-get="/galaxies/{g["id"]}/similar' in page.text
+    for band in ("g", "r", "z"):
+        assert f"/bands/{band}.png" in page.text
+        png = client.get(f"/galaxies/{g['id']}/bands/{band}.png")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    missing = client.get(f"/galaxies/{g['id']}/bands/u.png")
+    assert missing.status_code == 404 and "g, r, z" in missing.json()["detail"]
+    assert client.get(f"/galaxies/{g['id']}").json()["id"] == str(g["id"])  # API clients still get JSON
