@@ -118,7 +118,9 @@ class Guard:
             if message["type"] == "http.response.start":
                 extra = [(b"server-timing", f"app;dur={(time.perf_counter() - t0) * 1000:.2f}".encode()),
                          *SECURITY_HEADERS]
-                if new_csrf:  # readable by the page's scripts (they echo it), never sent cross-site
+                # On pages only (never on publicly cached images): readable by the page's scripts, which echo it;
+                # never sent cross-site.
+                if new_csrf and dict(message.get("headers", [])).get(b"content-type", b"").startswith(b"text/html"):
                     extra.append((b"set-cookie", f"{CSRF_COOKIE}={new_csrf}; Path=/; SameSite=Strict".encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)

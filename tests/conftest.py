@@ -61,9 +61,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def act_as(client, name: str) -> None:
-    """Set the researcher cookie as the gallery's form does, then echo the CSRF cookie as its scripts do."""
-    assert client.post("/who", data={"name": name}).status_code == 200
+    """Open a page, set the researcher name from its form and echo the CSRF cookie, as the gallery's scripts do."""
+    client.get("/")
     client.headers["X-CSRF-Token"] = client.cookies["galsearch_csrf"]
+    assert client.post("/who", data={"name": name}).status_code == 200
 
 
 @pytest.fixture(name="act_as")
