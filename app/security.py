@@ -25,13 +25,13 @@ import hmac
 import json
 import secrets
 import time
-from http.cookies import CookieError, SimpleCookie
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.requests import cookie_parser
 
 from app.web import wants_html
 
@@ -67,15 +67,6 @@ def signed_in(headers: dict[str, str], cookies: dict[str, str], token: str | Non
     return token_matches(cookies.get(AUTH_COOKIE), auth_cookie_value(token))
 
 
-def parse_cookies(header: str) -> dict[str, str]:
-    jar = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return {}
-    return {k: m.value for k, m in jar.items()}
-
-
 def _cross_site(headers: dict[str, str]) -> bool:
     if headers.get("sec-fetch-site") == "cross-site":
         return True
@@ -101,7 +92,7 @@ class Guard:
             return
         t0 = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        cookies = parse_cookies(headers.get("cookie", ""))
+        cookies = cookie_parser(headers.get("cookie", ""))  # the parser the routes see cookies through
         refusal = self._refusal(scope, headers, cookies)
         if refusal is not None:
             await _respond(send, *refusal)
