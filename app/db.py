@@ -200,9 +200,11 @@ def upsert(sessions: sessionmaker[Session], model: type[Base], keys: dict, value
 
     Two writers racing to insert the same row both succeed: the loser's unique-constraint error is caught and
     its write retried as an update, so nothing is lost and nothing is duplicated. ``prepare(session)`` runs
-    first in the same transaction and may return extra keys (e.g. the id of a tag it creates).
+    first in the same transaction and may return extra keys (e.g. the id of a tag it creates). Each retry
+    follows a row another writer committed, and a write inserts at most two (the tag, then its assignment),
+    so the third attempt finds both and updates: losing both races cannot surface as an error.
     """
-    for attempt in range(2):
+    for attempt in range(3):
         try:
             with sessions.begin() as s:
                 full = {**keys, **(prepare(s) if prepare else {})}
@@ -215,6 +217,6 @@ def upsert(sessions: sessionmaker[Session], model: type[Base], keys: dict, value
                 s.flush()
                 return row
         except IntegrityError:
-            if attempt:
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
