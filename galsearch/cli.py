@@ -39,7 +39,8 @@ def cmd_demo_survey(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from embedder.store import REPORT, ingest
+    from embedder.ingest import ingest
+    from embedder.store import REPORT
 
     meta = ingest(Path(args.catalog), Path(args.out), **_ingest_options(args))
     _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']}, masked "
@@ -93,7 +94,8 @@ def cmd_add(args: argparse.Namespace) -> None:
     import tempfile
 
     from embedder.encode import embed_appended
-    from embedder.store import Store, append, ingest
+    from embedder.ingest import ingest
+    from embedder.store import Store, append
     from embedder.train import resolve_device
     from index_builder import anomaly
     from index_builder.index import add
@@ -143,7 +145,8 @@ def _catalog_in(survey: Path) -> Path:
 def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None,
            model: Path | None = None) -> None:
     """ingest -> train (or adopt ``model``) -> embed -> index; a packed survey (has meta.json) is used in place."""
-    from embedder.store import META, ingest
+    from embedder.ingest import ingest
+    from embedder.store import META
 
     s.workdir.mkdir(parents=True, exist_ok=True)
     store = s.workdir / "store"
@@ -249,14 +252,20 @@ def _ingest_flags(sp: argparse.ArgumentParser) -> None:
     for name, default in (("id", "id"), ("file", "file"), ("hdu", "hdu"), ("ra", "ra"), ("dec", "dec")):
         sp.add_argument(f"--{name}-col", default=default, help=f"catalog column holding the {name} (default {default})")
     sp.add_argument("--label-col", action="append", default=[], help="a label column to check and keep (repeatable)")
+    sp.add_argument("--bands", type=lambda text: [b.strip() for b in text.split(",") if b.strip()],
+                    help="bands to keep, by name and in this order, e.g. g,r,z (default: all the cutouts have); "
+                         "needed when the file column holds a {band} placeholder, one file per band")
+    sp.add_argument("--images-dataset", default="images",
+                    help="the image dataset of HDF5 files (default images); the catalog may be the HDF5 file itself")
 
 
 def _ingest_options(args: argparse.Namespace) -> dict:
-    from embedder.store import CatalogColumns
+    from embedder.catalogs import CatalogColumns
 
     columns = CatalogColumns(id=args.id_col, file=args.file_col, hdu=args.hdu_col, ra=args.ra_col, dec=args.dec_col,
                              labels=tuple(args.label_col))
-    return {"crop": args.crop, "size": args.size, "columns": columns, "images_dir": args.images_dir}
+    return {"crop": args.crop, "size": args.size, "columns": columns, "images_dir": args.images_dir,
+            "bands": args.bands, "dataset": args.images_dataset}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -293,12 +302,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int)
 
     sp = add("ingest", cmd_ingest, "pack a survey (catalog + cutouts) into a fast array store", workdir=False)
-    sp.add_argument("--catalog", type=Path, required=True, help="FITS, ECSV or CSV table with id and file columns")
+    sp.add_argument("--catalog", type=Path, required=True,
+                    help="FITS, ECSV, CSV or Parquet table with id and file columns, or an HDF5 file holding "
+                         "images and columns")
     sp.add_argument("--out", type=Path, required=True)
     _ingest_flags(sp)
 
     sp = add("add", cmd_add, "add a new batch of cutouts to a built workdir without rebuilding it")
-    sp.add_argument("--catalog", type=Path, required=True, help="the new batch's catalog (FITS, ECSV or CSV)")
+    sp.add_argument("--catalog", type=Path, required=True, help="the new batch's catalog (as for ingest)")
     sp.add_argument("--device", help="auto | cpu | cuda")
     _ingest_flags(sp)
 

@@ -9,7 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from embedder.store import IngestError, Store, ingest
+from embedder.catalogs import IngestError
+from embedder.ingest import ingest
+from embedder.store import Store
 
 
 @pytest.fixture()
@@ -139,7 +141,7 @@ def test_parquet_catalog_with_its_own_column_names_and_image_folder(survey_dir: 
     from astropy.coordinates import SkyCoord
     import astropy.units as u
 
-    from embedder.store import CatalogColumns
+    from embedder.catalogs import CatalogColumns
 
     src = Table.read(survey_dir / "catalog.fits")[:6]
     sky = SkyCoord(src["ra"], src["dec"], unit="deg")

@@ -1,0 +1,271 @@
+"""``ingest``: read a survey (catalog + cutouts) once and pack it into a store (see ``embedder.store``).
+
+The catalog is read a chunk of rows at a time and each chunk is packed into a part (its good cutouts in a
+``.npy`` memmap, its rows as a FITS table, its skipped records, its noise estimates) under ``DIR/.ingest/``;
+a part is complete once its ``.json`` exists. Memory therefore stays at one chunk whatever the survey's size,
+and an interrupted ingest, run again with the same catalog and options, resumes after the last complete part.
+Only when every part is done are they joined into ``images.npy`` and ``catalog.fits`` and the parts removed.
+
+A repeated id keeps its first usable row; bad records (missing file, unreadable FITS, NaN-only, wrong shape
+or bands) are skipped and listed in ``ingest_report.csv`` with the reason; one bad file never stops an ingest.
+``crop`` keeps the central fraction of each cutout and ``size`` resamples it (area-averaged), so large images
+can be packed at the resolution the encoder uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+from PIL import Image
+from tqdm import tqdm
+
+from embedder.catalogs import CatalogColumns, IngestError, concat_fits, count_rows, read_chunks, write_fits
+from embedder.readers import CutoutReader
+from embedder.store import CATALOG, IMAGES, META, REPORT
+
+PARTS = ".ingest"
+CHUNK_ROWS = 4096
+MASKED = "kept"  # how the report marks a stored cutout whose non-finite pixels were set to 0
+RASTER_NOISE_FLOOR = 1 / 255  # one grey level: JPEG skies can be flat zero
+NOISE_SAMPLE = 200_000  # galaxies the survey's median noise is taken over
+
+
+def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1.0, size: int | None = None,
+           columns: CatalogColumns = CatalogColumns(), images_dir: Path | None = None,
+           bands: list[str] | None = None, dataset: str = "images", chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Pack the survey described by ``catalog_path`` into ``out`` and return its ``meta.json``.
+
+    The catalog is a FITS, CSV, ECSV or Parquet table with an id and a file column (hdu, ra, dec optional; see
+    ``CatalogColumns``), or an HDF5 file holding the images (``dataset``) and 1-D columns. Files are relative to
+    ``images_dir``, by default the catalog's folder. ``bands`` picks and orders bands by name."""
+    if not 0 < crop <= 1:
+        raise IngestError(f"crop must be a fraction in (0, 1], got {crop}")
+    if size is not None and size < 8:
+        raise IngestError(f"size must be at least 8 px, got {size}")
+    if chunk_rows < 1:
+        raise IngestError(f"chunk_rows must be positive, got {chunk_rows}")
+    catalog_path, out = Path(catalog_path), Path(out)
+    if not catalog_path.is_file():
+        raise IngestError(f"catalog not found: {catalog_path}")
+    root = Path(images_dir) if images_dir is not None else catalog_path.parent
+    parts = _Parts(out / PARTS, {
+        "catalog": str(catalog_path.resolve()), "bytes": catalog_path.stat().st_size,
+        "mtime_ns": catalog_path.stat().st_mtime_ns, "crop": crop, "size": size, "columns": asdict(columns),
+        "images_dir": str(root.resolve()), "bands": bands, "dataset": dataset, "chunk_rows": chunk_rows})
+    packer = _Packer(CutoutReader(root, bands, dataset), crop, size, parts)
+    total = count_rows(catalog_path, dataset)
+    start = 0
+    with tqdm(total=total, desc="ingest", unit="gal", disable=not progress) as bar:
+        try:
+            for i, chunk in enumerate(read_chunks(catalog_path, chunk_rows, columns, dataset)):
+                if not parts.done(i):
+                    packer.pack(i, columns.apply(chunk, catalog_path), start)
+                start += len(chunk)
+                bar.update(len(chunk))
+        finally:
+            packer.reader.close()
+    return _join(parts, out, catalog_path, crop, columns)
+
+
+class _Parts:
+    """The ``.ingest`` folder of an ingest in progress; kept across runs only while the inputs are unchanged."""
+
+    def __init__(self, root: Path, inputs: dict) -> None:
+        self.root = root
+        inputs = json.loads(json.dumps(inputs))  # as it reads back: tuples become lists
+        state = root / "inputs.json"
+        if state.exists() and json.loads(state.read_text()) != inputs:
+            shutil.rmtree(root)  # another catalog or other options: what was packed does not apply
+        root.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps(inputs, indent=2))
+
+    def path(self, i: int, suffix: str) -> Path:
+        return self.root / f"part-{i:06d}{suffix}"
+
+    def done(self, i: int) -> bool:
+        return self.path(i, ".json").exists()
+
+    def finished(self) -> list[tuple[int, dict]]:
+        found = sorted(self.root.glob("part-*.json"))
+        return [(int(p.stem.split("-")[1]), json.loads(p.read_text())) for p in found]
+
+    def commit(self, i: int, summary: dict) -> None:
+        tmp = self.path(i, ".json.partial")
+        tmp.write_text(json.dumps(summary))
+        tmp.replace(self.path(i, ".json"))
+
+
+class _Packer:
+    """Packs one catalog chunk into a part, checking every cutout against the survey's first good one."""
+
+    def __init__(self, reader: CutoutReader, crop: float, size: int | None, parts: _Parts) -> None:
+        self.reader, self.crop, self.size, self.parts = reader, crop, size, parts
+        self.seen: set[str] = set()
+        self.shape: tuple[int, ...] | None = None
+        self.bands: list[str] = []
+        self.raster = False
+        for i, summary in parts.finished():  # a resumed ingest: what the finished parts hold
+            if summary["kept"]:
+                self.seen.update(np.asarray(Table.read(parts.path(i, ".fits"))["id"]).astype(str))
+                if self.shape is None:
+                    self.shape, self.bands = tuple(summary["shape"]), summary["bands"]
+                    self.raster = summary["raster"]
+
+    def pack(self, i: int, table: Table, start: int) -> None:
+        """Pack ``table`` (catalog rows ``start``..) as part ``i``; rows are read grouped by file."""
+        order = np.argsort(np.asarray(table["file"]).astype(str), kind="stable")
+        images: np.ndarray | None = None
+        kept: list[int] = []
+        sigmas: list[np.ndarray] = []
+        report: list[tuple[str, str, str]] = []
+        for row in order:
+            rec = table[int(row)]
+            record = (str(rec["id"]), str(rec["file"]))  # how the ingest report names this row
+            img, problem = self._cutout(rec, start + int(row), "hdu" in table.colnames)
+            if img is not None and record[0] in self.seen:
+                img, problem = None, "duplicate id"
+            if problem:
+                report.append((*record, problem))
+            if img is None:
+                continue
+            if images is None:
+                images = np.lib.format.open_memmap(self.parts.path(i, ".npy"), mode="w+", dtype=np.float32,
+                                                   shape=(len(table), *self.shape))
+            images[len(kept)] = img
+            sigmas.append(_border_sigma(img))
+            kept.append(int(row))
+            self.seen.add(record[0])
+        if images is not None:
+            images.flush()
+            del images
+            write_fits(table[kept], self.parts.path(i, ".fits"))
+            np.save(self.parts.path(i, ".sigma.npy"), np.stack(sigmas))
+        _write_report(self.parts.path(i, ".csv"), report)
+        masked = sum(r[2].startswith(MASKED) for r in report)
+        self.parts.commit(i, {"kept": len(kept), "skipped": len(report) - masked, "masked": masked,
+                              "shape": list(self.shape or ()), "bands": self.bands, "raster": self.raster})
+
+    def _cutout(self, rec, row: int, has_hdu: bool) -> tuple[np.ndarray | None, str | None]:
+        """The record's cutout ready to store, or None and why not; a note starting "kept" for masked pixels."""
+        try:
+            hdu = _index(rec["hdu"]) if has_hdu else None
+            cut = self.reader.read(str(rec["file"]), hdu, row)
+        except FileNotFoundError:
+            return None, "missing file"
+        except (OSError, IndexError, KeyError, ValueError, TypeError) as exc:
+            self.reader.close()
+            return None, f"unreadable: {exc}"
+        img = cut.pixels
+        if img.ndim != 3:
+            return None, f"wrong shape {img.shape}"
+        if self.crop < 1.0 or self.size is not None:
+            img = _crop_resize(img, self.crop, self.size)
+        if self.shape is None:
+            self.shape, self.bands, self.raster = img.shape, cut.bands, cut.raster
+        if img.shape != self.shape:
+            return None, f"wrong shape {img.shape}, expected {self.shape}"
+        if [b.lower() for b in cut.bands] != [b.lower() for b in self.bands]:
+            return None, f"bands {','.join(cut.bands)}, expected {','.join(self.bands)}; choose them with --bands"
+        finite = np.isfinite(img)
+        if not finite.any():
+            return None, "no finite pixel"
+        if not finite.all():
+            # Masked, not dropped: one bad column should not cost a galaxy. Zero is the sky level.
+            return (np.where(finite, img, 0.0).astype(np.float32),
+                    f"{MASKED}: {int((~finite).sum())} non-finite pixels set to 0")
+        return img, None
+
+
+def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: CatalogColumns) -> dict:
+    """Join the finished parts into the store, block by block, then remove them."""
+    finished = parts.finished()
+    report = out / REPORT
+    with report.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "file", "reason"])
+        for i, _ in finished:
+            with parts.path(i, ".csv").open(newline="") as part:
+                next(part)  # its header
+                w.writerows(csv.reader(part))
+    with_rows = [(i, s) for i, s in finished if s["kept"]]
+    if not with_rows:
+        shutil.rmtree(parts.root)
+        raise IngestError(f"no usable cutout in {catalog_path}; see {report}")
+    count = sum(s["kept"] for _, s in with_rows)
+    shape, bands, raster = tuple(with_rows[0][1]["shape"]), with_rows[0][1]["bands"], with_rows[0][1]["raster"]
+    tmp = out / (IMAGES + ".partial")
+    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, *shape))
+    at, sigmas = 0, []
+    step = max(1, count // NOISE_SAMPLE)
+    for i, s in with_rows:
+        part = np.load(parts.path(i, ".npy"), mmap_mode="r")
+        for lo in range(0, s["kept"], 1024):
+            hi = min(s["kept"], lo + 1024)
+            images[at + lo : at + hi] = part[lo:hi]
+        sigmas.append(np.load(parts.path(i, ".sigma.npy"))[::step])
+        at += s["kept"]
+    images.flush()
+    del images
+    concat_fits([parts.path(i, ".fits") for i, _ in with_rows], out / CATALOG)
+    tmp.replace(out / IMAGES)
+    meta = {
+        "count": count,
+        "shape": list(shape),
+        "bands": bands,
+        "noise": _survey_noise(np.concatenate(sigmas), raster=raster),
+        "crop": crop,
+        "source_catalog": str(catalog_path.resolve()),
+        "skipped": sum(s["skipped"] for _, s in finished),
+        "masked": sum(s["masked"] for _, s in finished),
+        "label_columns": list(columns.labels),
+    }
+    (out / META).write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(parts.root)
+    return meta
+
+
+def _index(value) -> int | None:
+    """An HDU or stack index from the catalog; blank (masked, NaN) means none."""
+    if np.ma.is_masked(value) or not np.isfinite(number := float(value)):
+        return None
+    return int(number)
+
+
+def _border_sigma(img: np.ndarray) -> np.ndarray:
+    """Robust per-band noise from the stamp's outer frame, where the target galaxy contributes little."""
+    frame = np.concatenate([img[:, :6].reshape(img.shape[0], -1), img[:, -6:].reshape(img.shape[0], -1)], axis=1)
+    med = np.median(frame, axis=1, keepdims=True)
+    return 1.4826 * np.median(np.abs(frame - med), axis=1)
+
+
+def _crop_resize(img: np.ndarray, crop: float, size: int | None) -> np.ndarray:
+    """Keep the central ``crop`` fraction, then resample to ``size`` px with area averaging (flux per pixel kept)."""
+    h, w = img.shape[-2:]
+    if crop < 1.0:
+        ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        img = img[..., y0 : y0 + ch, x0 : x0 + cw]
+    if size is None or img.shape[-2:] == (size, size):
+        return np.ascontiguousarray(img, dtype=np.float32)
+    return np.stack([np.asarray(Image.fromarray(band).resize((size, size), Image.Resampling.BOX), np.float32)
+                     for band in img])
+
+
+def _survey_noise(sigmas: np.ndarray, raster: bool) -> list[float]:
+    """Median per-band sky noise; never zero, since the model input is scaled by it."""
+    noise = np.median(sigmas, axis=0)
+    floor = RASTER_NOISE_FLOOR if raster else max(1e-6, 1e-3 * float(np.max(np.abs(noise))))
+    return np.maximum(noise, floor).astype(float).tolist()
+
+
+def _write_report(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "file", "reason"])
+        w.writerows(rows)
