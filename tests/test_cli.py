@@ -60,16 +60,6 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert Settings(workdir=tmp_path).resolved_database_url().startswith("sqlite:///")
 
 
-def test_demo_reuses_a_matching_survey_and_builds(survey_dir: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
-    w = tmp_path / "w"
-    cli(["demo", "--no-serve", "--n", "240", "--seed", "3", "--out", str(survey_dir), "--workdir", str(w),
-         "--epochs", "1", "--width", "8", "--batch-size", "64", "--device", "cpu"])
-    assert "reusing the demo survey" in capsys.readouterr().err
-    manifest = json.loads((w / "manifest.json").read_text())
-    assert manifest["count"] == 240 and manifest["dim"] == 32
-
-
 def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     import shutil
