@@ -12,7 +12,7 @@ the index will search; the full ones are kept beside them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,13 +66,18 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+# Encodes the given (start, end) row ranges of the store, yielding (start, embeddings) pieces in row order.
+ChunkEncoder = Callable[[list[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]]
+
+
 def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, batch_size: int = 512,
           progress: bool = True, pca_dim: int = 0, chunk_rows: int = CHUNK_ROWS,
-          on_chunk: Callable[[int, int], None] | None = None) -> Path:
+          on_chunk: Callable[[int, int], None] | None = None, encode_chunks: ChunkEncoder | None = None) -> Path:
     """Write ``embeddings.npy``, ``embedding_ids.npy`` and ``embeddings.json`` into ``workdir``.
 
-    ``on_chunk(start, end)`` is called after each chunk is safely on disk. A previous run of the same model
-    on the same survey that was interrupted is continued from its last finished chunk.
+    ``on_chunk(start, end)`` is called after each piece is safely on disk. A previous run of the same model
+    on the same survey that was interrupted is continued from its last finished piece. ``encode_chunks`` does
+    the encoding elsewhere (``embedder.distributed``: a Ray cluster); by default it runs here, on ``device``.
     """
     encoder, cfg = load_encoder(checkpoint, device)
     workdir = Path(workdir)
@@ -96,13 +101,25 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
     else:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, encoder.dim))
     noise = np.asarray(cfg["noise"])
-    for start in tqdm(range(state["done"], n, chunk_rows), desc="embed", unit="chunk", disable=not progress):
-        end = min(n, start + chunk_rows)
-        encode_array(encoder, store.images[start:end], noise, cfg["input_size"], device, batch_size, out[start:end])
-        out.flush()
-        _write_json(state_path, {**state, "done": end})
-        if on_chunk is not None:
-            on_chunk(start, end)
+
+    def here(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
+        for start, end in chunks:
+            yield start, encode_array(encoder, store.images[start:end], noise, cfg["input_size"], device, batch_size)
+
+    chunks = [(start, min(n, start + chunk_rows)) for start in range(state["done"], n, chunk_rows)]
+    with tqdm(total=n - state["done"], desc="embed", unit="gal", disable=not progress) as bar:
+        for start, piece in (encode_chunks or here)(chunks):
+            if start != state["done"]:
+                raise RuntimeError(f"encoded rows arrived out of order: {start}, expected {state['done']}")
+            out[start : start + len(piece)] = piece
+            out.flush()
+            state["done"] = start + len(piece)
+            _write_json(state_path, state)
+            bar.update(len(piece))
+            if on_chunk is not None:
+                on_chunk(start, state["done"])
+    if state["done"] != n:
+        raise RuntimeError(f"encoding stopped at row {state['done']} of {n}; run again to resume")
     del out
     info = {"model_sha256": sha, "dim": encoder.dim, "count": n, "normalised": True, "tta": "dihedral8",
             "pca": None}

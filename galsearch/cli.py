@@ -64,14 +64,20 @@ def _train(s: Settings, resume: bool) -> Path:
     return path
 
 
-def _embed(s: Settings) -> None:
+def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -> None:
+    """Encode the workdir's store; ``ray`` ("" for a local cluster, else its address) spreads it over Ray."""
     from embedder.encode import embed
     from embedder.store import Store
     from embedder.train import resolve_device
 
     t0 = time.perf_counter()
+    remote = None
+    if ray is not None:
+        from embedder.distributed import ray_encoder
+
+        remote = ray_encoder(s.workdir / "store", s.workdir / "model.pt", ray or None, actors=ray_actors)
     out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device),
-                pca_dim=s.pca)
+                pca_dim=s.pca, encode_chunks=remote)
     _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -124,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    _embed(_settings(args))
+    _embed(_settings(args), args.ray, args.ray_actors)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -316,6 +322,10 @@ def _parser() -> argparse.ArgumentParser:
     add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
     sp = add("embed", cmd_embed, "encode every cutout into an embedding (resumes an interrupted run)")
     sp.add_argument("--device", help="auto | cpu | cuda")
+    sp.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="encode on a Ray cluster's GPUs: 'auto', ray://HOST:10001, or nothing for a local one; "
+                         "the store must be on storage every node mounts")
+    sp.add_argument("--ray-actors", type=int, help="encoder actors (default: one per GPU, else per CPU)")
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
     _index_flags(sp)
