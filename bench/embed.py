@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import print_result  # noqa: E402
-from embedder.encode import encode_array  # noqa: E402
+from embedder.encode import embed, encode_array  # noqa: E402
 from embedder.model import load_encoder  # noqa: E402
 from embedder.store import CATALOG, IMAGES, META, Store  # noqa: E402
 from embedder.train import TrainConfig, resolve_device, train  # noqa: E402
@@ -67,8 +67,14 @@ def run(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        emb = encode_array(encoder, store.images, np.asarray(saved["noise"]), saved["input_size"], device,
-                           batch_size=args.encode_batch)
+        if args.ray is None:
+            emb = encode_array(encoder, store.images, np.asarray(saved["noise"]), saved["input_size"], device,
+                               batch_size=args.encode_batch)
+        else:  # the whole `embed --ray` job, Ray's start-up included
+            from embedder.distributed import ray_encoder
+
+            remote = ray_encoder(store.root, ckpt, args.ray or None, args.encode_batch, args.ray_actors)
+            emb = np.load(embed(store, ckpt, tmp, device, args.encode_batch, progress=False, encode_chunks=remote))
         if device.type == "cuda":
             torch.cuda.synchronize()
         encode_s = time.perf_counter() - t0
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> dict:
             "encode_s": round(encode_s, 2),
             "encode_images_per_s": round(len(store) / encode_s, 1),
             "encode_views_per_galaxy": 8,
+            "encode_on": "ray" if args.ray is not None else "this process",
             "embedding_dim": int(emb.shape[1]),
             "gpu_peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,
         }
@@ -107,6 +114,9 @@ def main() -> None:
     p.add_argument("--method", choices=["simclr", "moco"], default="moco")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--device", default="auto")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="encode through `embed --ray` (a local "
+                   "cluster, or the one at ADDRESS); the store must be on storage every node mounts")
+    p.add_argument("--ray-actors", type=int, help="encoder actors (default: one per GPU, else per CPU)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     print_result(run(args), args.json)
