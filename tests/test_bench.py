@@ -46,3 +46,9 @@ def test_http_benchmark_serves_a_synthetic_survey(tmp_path: Path) -> None:
     for route in ("similar", "gallery", "thumbnail"):
         assert set(r[route]) == {"1", "8", "32"}
         assert all(v["p50_ms"] <= v["p99_ms"] and v["rps"] > 0 for v in r[route].values())
+
+
+def test_ingest_benchmark_reports_throughput_and_memory() -> None:
+    r = _run("ingest.py", "--n", "1500", "--size", "32")
+    assert r["count"] == 1500 and r["galaxies_per_s"] > 0
+    assert 0 < r["peak_anon_mb"] <= r["peak_rss_mb"]
