@@ -1,5 +1,5 @@
 # One image for the api and the embedder job. Build with a CUDA torch for the GPU embedder:
-#   docker build --build-arg TORCH_SPEC="torch" --build-arg EXTRAS="gpu" -t galsearch .
+#   docker build --build-arg TORCH_SPEC="torch" --build-arg EXTRAS="gpu,ray" -t galsearch .
 FROM python:3.11-slim
 ARG TORCH_SPEC="torch==2.13.0"
 ARG EXTRAS=""
