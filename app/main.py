@@ -5,6 +5,7 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 """
 
 
+import gc
 import html
 from pathlib import Path
 from typing import Annotated, Literal
@@ -253,4 +254,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok", "galaxies": len(store), "index": index.manifest}
 
+    # What start-up built (id maps, the catalog, the database's galaxies) lives as long as the server: kept out of
+    # the collector's way, a full collection no longer walks millions of objects in the middle of a request.
+    gc.collect()
+    gc.freeze()
     return app

@@ -103,7 +103,7 @@ class Guard:
                 await _respond(send, 413, f"request body larger than {self.max_body_bytes} bytes")
                 return
             receive = _replay(body, receive)
-        new_csrf = None if CSRF_COOKIE in cookies else secrets.token_urlsafe(32)
+        needs_csrf = CSRF_COOKIE not in cookies
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
@@ -111,8 +111,9 @@ class Guard:
                          *SECURITY_HEADERS]
                 # On pages only (never on publicly cached images): readable by the page's scripts, which echo it;
                 # never sent cross-site.
-                if new_csrf and dict(message.get("headers", [])).get(b"content-type", b"").startswith(b"text/html"):
-                    extra.append((b"set-cookie", f"{CSRF_COOKIE}={new_csrf}; Path=/; SameSite=Strict".encode()))
+                if needs_csrf and dict(message.get("headers", [])).get(b"content-type", b"").startswith(b"text/html"):
+                    token = secrets.token_urlsafe(32)  # drawn only here: the system's entropy is not free
+                    extra.append((b"set-cookie", f"{CSRF_COOKIE}={token}; Path=/; SameSite=Strict".encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

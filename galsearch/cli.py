@@ -18,7 +18,7 @@ from galsearch.settings import Settings
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
                 "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type",
-                "index_device", "index_max_memory_mb", "workers")
+                "index_device", "index_max_memory_mb", "workers", "access_log")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     s = _settings(args)
     _log(f"serving {s.workdir} at http://{s.host}:{s.port}")
-    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info", access_log=s.access_log)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -300,6 +300,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--host")
             sp.add_argument("--port", type=int)
             sp.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite file in the workdir)")
+            sp.add_argument("--access-log", action="store_true", default=None, help="log every request")
         return sp
 
     sp = add("demo-survey", cmd_demo_survey, "generate the synthetic demo survey", workdir=False)

@@ -271,6 +271,9 @@ class SearchIndex:
     gpu: faiss.Index | None = None
 
     def __post_init__(self) -> None:
+        # Plain views of the memory maps: every slice of an np.memmap builds a memmap object, which costs more
+        # than a k-NN query's own Python work.
+        self.ids, self.vectors = np.asarray(self.ids), np.asarray(self.vectors)
         self.row_of = {str(g): i for i, g in enumerate(self.ids)}
         self.refine = int(self.manifest.get("refine", 1))
 
