@@ -154,14 +154,12 @@ class CutoutReader:
         raw = np.asarray(data[index])
         channels_last = raw.ndim == 3 and raw.shape[-1] <= 4 < raw.shape[0]
         img = raw.transpose(2, 0, 1) if channels_last else raw
-        raster = raw.dtype == np.uint8
-        if raster:  # display-stretched colour, like a JPEG: bluest first, 0-1
-            img = img[::-1] if img.shape[0] == 3 else img
-            names = RASTER_BANDS if img.shape[0] == 3 else [f"band{i}" for i in range(img.shape[0] if img.ndim == 3
-                                                                                       else 1)]
-            return self._select(img.astype(np.float32) / 255.0, names, True, path.name)
-        names = _stack_bands(data, img.shape[0] if img.ndim == 3 else 1)
-        return self._select(img.astype(np.float32), names, False, path.name)
+        n = img.shape[0] if img.ndim == 3 else 1
+        if raw.dtype == np.uint8:  # display-stretched colour, like a JPEG: bluest first, 0-1
+            rgb = img.ndim == 3 and n == 3
+            return self._select((img[::-1] if rgb else img).astype(np.float32) / 255.0,
+                                RASTER_BANDS if rgb else _stack_bands(data, n), True, path.name)
+        return self._select(img.astype(np.float32), _stack_bands(data, n), False, path.name)
 
 
 @dataclass(frozen=True)
