@@ -78,7 +78,7 @@ def read_chunks(path: Path, rows: int, columns: CatalogColumns, dataset: str = "
 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
                 yield Table.from_pandas(batch.to_pandas())
-        elif suffix == ".csv" and not path.read_bytes()[:7].startswith(b"# %ECSV"):
+        elif suffix == ".csv" and not _starts_with(path, b"# %ECSV"):
             import pandas as pd
 
             text = {columns.id: str, columns.file: str}
@@ -92,6 +92,12 @@ def read_chunks(path: Path, rows: int, columns: CatalogColumns, dataset: str = "
         raise
     except Exception as exc:  # astropy, pandas and pyarrow raise many types for unreadable tables
         raise IngestError(f"cannot read catalog {path}: {exc}") from exc
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether the file begins with ``prefix``, reading only that much of a catalog that may not fit in memory."""
+    with path.open("rb") as fh:
+        return fh.read(len(prefix)) == prefix
 
 
 def count_rows(path: Path, dataset: str = "images") -> int | None:
