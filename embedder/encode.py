@@ -31,7 +31,7 @@ from embedder.files import (
 )
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
-from embedder.store import Store
+from embedder.store import Store, copy_rows
 
 CHUNK_ROWS = 16_384
 PCA_FIT_MAX = 50_000
@@ -162,8 +162,7 @@ def _append_rows(path: Path, rows: np.ndarray) -> None:
     old = np.load(path, mmap_mode="r")
     tmp = path.with_suffix(".partial.npy")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=(len(old) + len(rows), *old.shape[1:]))
-    for start in range(0, len(old), CHUNK_ROWS):
-        out[start : min(len(old), start + CHUNK_ROWS)] = old[start : start + CHUNK_ROWS]
+    copy_rows(out, 0, old, block=CHUNK_ROWS)
     out[len(old) :] = rows
     out.flush()
     del out, old

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from embedder.catalogs import CatalogColumns, IngestError, concat_fits, count_rows, read_chunks, write_fits
 from embedder.readers import CutoutReader
-from embedder.store import CATALOG, IMAGES, META, REPORT
+from embedder.store import CATALOG, IMAGES, META, REPORT, copy_rows
 
 PARTS = ".ingest"
 CHUNK_ROWS = 4096
@@ -205,9 +205,7 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
     step = max(1, count // NOISE_SAMPLE)
     for i, s in with_rows:
         part = np.load(parts.path(i, ".npy"), mmap_mode="r")
-        for lo in range(0, s["kept"], 1024):
-            hi = min(s["kept"], lo + 1024)
-            images[at + lo : at + hi] = part[lo:hi]
+        copy_rows(images, at, part[: s["kept"]])  # the part's memmap was sized for every row of its chunk
         sigmas.append(np.load(parts.path(i, ".sigma.npy"))[::step])
         at += s["kept"]
     images.flush()

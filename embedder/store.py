@@ -61,6 +61,15 @@ class Store:
         return int(self.meta["count"])
 
 
+def copy_rows(dst: np.ndarray, at: int, src: np.ndarray, rows: np.ndarray | None = None, block: int = 1024) -> None:
+    """Copy ``src`` (or its ``rows``) into ``dst`` from row ``at``, a block at a time: between memory-mapped
+    files, memory stays at one block whatever their size."""
+    n = len(src) if rows is None else len(rows)
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        dst[at + lo : at + hi] = src[lo:hi] if rows is None else src[rows[lo:hi]]
+
+
 def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
     """Append the packed store ``batch_dir`` to ``store_dir`` (incremental ingest, no rebuild).
 
@@ -76,10 +85,8 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
     n_old, n = len(old), len(old) + len(keep)
     tmp = Path(store_dir) / (IMAGES + ".partial")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *old.meta["shape"]))
-    for start in range(0, n_old, 1024):
-        out[start : min(n_old, start + 1024)] = old.images[start : start + 1024]
-    for start in range(0, len(keep), 1024):
-        out[n_old + start : n_old + start + 1024] = new.images[keep[start : start + 1024]]
+    copy_rows(out, 0, old.images)
+    copy_rows(out, n_old, new.images, rows=keep)
     out.flush()
     del out
     parts = [old.catalog, new.catalog[keep]]
