@@ -129,13 +129,18 @@ def filter_params(allowed: np.ndarray, manifest: dict) -> faiss.SearchParameters
     return params
 
 
+def add_in_blocks(index: faiss.Index, vectors: np.ndarray, start: int = 0, block: int = 65536) -> None:
+    """Add ``vectors[start:]`` to ``index`` a block at a time, so a memory-mapped file is never read whole."""
+    for lo in range(start, len(vectors), block):
+        index.add(np.ascontiguousarray(vectors[lo : lo + block], dtype=np.float32))
+
+
 def _exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: str) -> np.ndarray:
     """Rows of the ``k`` exact nearest neighbours of the galaxies at rows ``queries`` (the recall ground truth)."""
     exact = faiss.IndexFlatIP(vectors.shape[1])
     if device == "cuda":
         exact = faiss.index_cpu_to_all_gpus(exact)
-    for start in range(0, len(vectors), 65536):
-        exact.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
+    add_in_blocks(exact, vectors)
     return exact.search(np.ascontiguousarray(vectors[queries], dtype=np.float32), k)[1]
 
 
@@ -188,8 +193,7 @@ def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0, device: s
         rng = np.random.default_rng(seed)
         train = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
         index.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
-    for start in range(0, n, 65536):
-        index.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
+    add_in_blocks(index, vectors)
     if kind == "flat":
         index = faiss.index_gpu_to_cpu(index) if device == "cuda" else index
         return index, {**details, "recall_at_50": 1.0, "build_s": round(time.perf_counter() - t0, 3)}
@@ -356,8 +360,7 @@ def add(workdir: Path, start: int) -> dict:
         raise IndexMismatchError(f"the index holds {manifest['count']} galaxies, expected {start}; rebuild it")
     index = faiss.read_index(str(workdir / INDEX))
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
-    for s in range(start, len(vectors), 65536):
-        index.add(np.ascontiguousarray(vectors[s : min(len(vectors), s + 65536)], dtype=np.float32))
+    add_in_blocks(index, vectors, start)
     manifest = {**manifest, "count": int(index.ntotal),
                 "added_since_build": int(manifest.get("added_since_build", 0)) + int(index.ntotal - start)}
     _save(workdir, index, np.load(workdir / EMBEDDING_IDS), manifest)
