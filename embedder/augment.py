@@ -48,14 +48,15 @@ def psf_blur(x: torch.Tensor, g: torch.Generator, max_sigma: float = 1.2) -> tor
 
 def add_noise(x: torch.Tensor, noise: torch.Tensor, g: torch.Generator, max_extra: float = 1.0,
               poisson: float = 0.05) -> torch.Tensor:
-    """Add Gaussian sky noise (up to ``max_extra`` x the survey's) plus a Poisson-like term growing with flux."""
+    """Add Gaussian sky noise (up to ``max_extra`` x the survey's) plus a Poisson-like term growing with flux.
+
+    Both are independent zero-mean Gaussians, so one draw with the summed variance gives the same distribution
+    at half the cost of drawing them apart (random numbers were a third of the augmentation time on a CPU).
+    """
     b, c = x.shape[:2]
     level = _uniform(b, 0, max_extra, g, x.device).view(b, 1, 1, 1) * noise.view(1, c, 1, 1)
-    sky = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * level
-    shot = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * torch.sqrt(
-        poisson * noise.view(1, c, 1, 1) * x.abs()
-    )
-    return x + sky + shot
+    variance = level**2 + poisson * noise.view(1, c, 1, 1) * x.abs()
+    return x + torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * torch.sqrt(variance)
 
 
 def redden(x: torch.Tensor, g: torch.Generator, max_ebv: float = 0.1, brightness: float = 0.3) -> torch.Tensor:

@@ -17,10 +17,17 @@ from torch import nn
 from embedder.model import Encoder, ProjectionHead
 
 
+def full_precision(x: torch.Tensor) -> torch.autocast:
+    """Leave mixed precision for the similarity logits: bfloat16 keeps 3 significant digits, too coarse for
+    cosines divided by a temperature of 0.2 that must tell a positive from thousands of close negatives."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Normalised-temperature cross entropy: each view must pick its partner among the 2B-1 others."""
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = z @ z.T / temperature
+    with full_precision(z):
+        sim = z @ z.T / temperature
     sim.fill_diagonal_(float("-inf"))
     b = z1.shape[0]
     target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
@@ -83,7 +90,8 @@ class MoCo(nn.Module):
 
     def _infonce(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
         q = F.normalize(q.float(), dim=1)
-        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / self.temperature
+        with full_precision(q):
+            logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T.float()], dim=1) / self.temperature
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
     @torch.no_grad()

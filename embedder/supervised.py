@@ -17,7 +17,7 @@ from embedder.encode import encode_array
 from embedder.model import Encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
-from embedder.train import resolve_device
+from embedder.train import resolve_device, use_bf16
 
 
 def train_supervised(store: Store, rows: np.ndarray, labels: np.ndarray, arch: dict, epochs: int = 30,
@@ -48,7 +48,7 @@ def train_supervised(store: Store, rows: np.ndarray, labels: np.ndarray, arch: d
         x = torch.from_numpy(np.ascontiguousarray(store.images[rows[pick]])).to(dev)
         x = to_model_input(augment(x, noise, g_aug), noise, arch["input_size"])
         y = y_all[pick].to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16(dev)):
             loss = F.cross_entropy(clf(encoder(x)).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,6 +8,7 @@ regresses catalog properties (magnitudes, colours, size) from the representation
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ class TrainConfig:
     pretext: str = ""  # "" = off, "auto" or comma-separated catalog columns
     pretext_weight: float = 0.5
     compile: bool = False
+    precision: str = "auto"  # auto | fp32 | bf16 (see ``use_bf16``)
     seed: int = 0
     device: str = "auto"
 
@@ -53,6 +55,28 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("CUDA was requested but no GPU is available; use --device cpu")
     return torch.device(name)
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), read from Linux's /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """Whether training runs under bfloat16 autocast.
+
+    ``auto`` uses it on a GPU and on a CPU with native bfloat16 instructions, where it measured 1.6x the fp32
+    training throughput (2-core AVX512-BF16 machine); elsewhere oneDNN emulates it, slower than fp32.
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and _cpu_has_bf16())
 
 
 def _batches(n: int, batch_size: int, g: torch.Generator) -> list[np.ndarray]:
@@ -88,7 +112,7 @@ def _save(path: Path, state: dict) -> None:
 
 def _resumable(settings: dict) -> dict:
     """The settings a resumed run must share with the checkpoint (where it runs and how may change)."""
-    return {k: v for k, v in settings.items() if k not in ("device", "compile")}
+    return {k: v for k, v in settings.items() if k not in ("device", "compile", "precision")}
 
 
 def build_objective(cfg: TrainConfig, bands: int, n: int) -> nn.Module:
@@ -150,6 +174,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         aux.to(device)
     step = torch.compile(objective) if cfg.compile else objective
     noise = torch.from_numpy(store.noise).to(device)
+    bf16 = use_bf16(device, cfg.precision)
     config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride,
               "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
               "pretext_targets": aux_names, "train": asdict(cfg)}
@@ -165,7 +190,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         for idx, x in bar:
             views = [to_model_input(augment(x, noise, g_aug), noise, cfg.input_size) for _ in range(2)]
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss, h = step(*views)
                 if aux is not None:
                     y = targets[idx].to(device)

@@ -17,8 +17,8 @@ from galsearch.settings import Settings
 
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
-                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "pca", "index_type",
-                "index_device", "index_max_memory_mb", "workers", "access_log")
+                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "precision", "pca",
+                "index_type", "index_device", "index_max_memory_mb", "workers", "access_log")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -55,7 +55,8 @@ def _train(s: Settings, resume: bool) -> Path:
     epochs = s.resolved_epochs(resolve_device(s.device).type)
     cfg = TrainConfig(method=s.method, epochs=epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                       temperature=s.temperature, input_size=s.input_size, width=s.width, stem_stride=s.stem_stride,
-                      pretext=s.pretext, compile=s.compile, seed=s.seed, device=s.device)
+                      pretext=s.pretext, compile=s.compile, precision=s.precision, seed=s.seed,
+                      device=s.device)
     t0 = time.perf_counter()
     path = train(Store(s.workdir / "store"), s.workdir / "model.pt", cfg, resume=resume,
                  on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
@@ -294,6 +295,8 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--stem-stride", type=int, choices=[1, 2], help="2 halves the resolution in the stem")
             sp.add_argument("--pretext", help="regress catalog columns too: 'auto' (mag_*, size) or 'col1,col2'")
             sp.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
+            sp.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                            help="auto: bfloat16 on a GPU or on a CPU with native bfloat16 instructions")
             sp.add_argument("--device", help="auto | cpu | cuda")
             sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
         if serving:

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     stem_stride: int = 1  # 2 lets a 64 px input cost about what a 32 px one does
     pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
     compile: bool = False  # torch.compile the training step
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a GPU or a CPU with native bf16
     pca: int = 0  # reduce embeddings to this many PCA components for search (0 = keep all)
     index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"  # auto: see index_builder/index.py's table
     index_device: Literal["auto", "cpu", "cuda"] = "auto"  # where FAISS builds (GPU with the faiss GPU package)

@@ -86,3 +86,14 @@ def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_pat
     hits = index.similar(twins[0], 3)
     assert hits[0][0] == original and hits[0][1] > 0.999  # the same pixels under a new id: its own twin
     assert len(np.load(w / "anomaly.npz")["combined"]) == before["count"] + 10
+
+
+def test_train_precision_flag_reaches_the_checkpoint(workdir: Path, tmp_path: Path) -> None:
+    import torch
+
+    (tmp_path / "store").symlink_to((workdir / "store").resolve())
+    cli(["train", "--workdir", str(tmp_path), "--epochs", "1", "--width", "8", "--batch-size", "64",
+         "--precision", "fp32", "--device", "cpu"])
+    assert torch.load(tmp_path / "model.pt", weights_only=False)["config"]["train"]["precision"] == "fp32"
+    with pytest.raises(SystemExit):
+        cli(["train", "--workdir", str(tmp_path), "--precision", "fp16"])

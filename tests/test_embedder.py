@@ -14,7 +14,7 @@ from embedder.preprocess import to_model_input
 from embedder.store import Store
 from embedder.objectives import MoCo, nt_xent
 from embedder.pretext import pretext_columns, pretext_targets
-from embedder.train import TrainConfig, train
+from embedder.train import TrainConfig, train, use_bf16
 
 
 def _galaxy_batch(b: int = 4) -> torch.Tensor:
@@ -48,6 +48,33 @@ def test_blur_and_rotation_conserve_flux_of_a_centred_source() -> None:
     rot = rotate_flip_shift(x, g, max_shift=0.0, zoom=(1.0, 1.0))
     assert rot.sum((1, 2, 3)) == pytest.approx(x.sum((1, 2, 3)), rel=2e-2)
     assert not torch.allclose(rot, x, atol=1e-3)  # the elongated blob was actually turned
+
+
+def test_noise_has_the_sky_and_shot_variance() -> None:
+    noise = torch.tensor([0.02, 0.03, 0.06])
+    flux = torch.tensor([0.0, 1.0, 4.0]).view(1, 3, 1, 1).expand(2, 3, 128, 128).clone()
+    shot = add_noise(flux, noise, torch.Generator().manual_seed(0), max_extra=0.0, poisson=0.05) - flux
+    expected = 0.05 * noise * torch.tensor([0.0, 1.0, 4.0])
+    assert shot.mean((0, 2, 3)).abs().max() < 0.01
+    assert shot.var((0, 2, 3)) == pytest.approx(expected, rel=0.05, abs=1e-9)
+    sky = add_noise(torch.zeros(64, 3, 64, 64), noise, torch.Generator().manual_seed(0), max_extra=2.0).std((2, 3))
+    assert (sky <= 2.0 * noise * 1.05).all() and sky.std(0).min() > 0  # a random level per image, up to 2x
+
+
+def test_bf16_precision_choice() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_bf16(cuda) and use_bf16(cpu, "bf16") and not use_bf16(cuda, "fp32")
+    with pytest.raises(ValueError, match="precision"):
+        use_bf16(cpu, "fp16")
+
+
+def test_contrastive_losses_agree_under_bf16_autocast() -> None:
+    """The similarity logits stay in float32 under mixed precision: the loss moves by rounding, not more."""
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(64, 16), torch.randn(64, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = nt_xent(z1, z2, 0.2)
+    assert mixed.dtype == torch.float32 and mixed.item() == pytest.approx(nt_xent(z1, z2, 0.2).item(), rel=1e-5)
 
 
 def test_reddening_dims_blue_more_than_red() -> None:
