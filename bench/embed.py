@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
         store = Store(args.store) if args.store else synthetic_store(tmp, args.n, args.bands, args.size)
         cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
                           input_size=args.input_size, width=args.width, stem_stride=args.stem_stride,
-                          compile=args.compile, device=str(device))
+                          compile=args.compile, precision=args.precision, device=str(device))
         t0 = time.perf_counter()
         ckpt = train(store, tmp / "model.pt", cfg, progress=False)
         train_s = time.perf_counter() - t0
@@ -114,6 +114,7 @@ def main() -> None:
     p.add_argument("--method", choices=["simclr", "moco"], default="moco")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="training precision")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="encode through `embed --ray` (a local "
                    "cluster, or the one at ADDRESS); the store must be on storage every node mounts")
     p.add_argument("--ray-actors", type=int, help="encoder actors (default: one per GPU, else per CPU)")
