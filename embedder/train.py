@@ -70,7 +70,7 @@ def use_bf16(device: torch.device, precision: str = "auto") -> bool:
     """Whether training runs under bfloat16 autocast.
 
     ``auto`` uses it on a GPU and on a CPU with native bfloat16 instructions, where it measured 1.6x the fp32
-    training throughput (2-core AVX512-BF16 machine); elsewhere oneDNN emulates it, slower than fp32.
+    training throughput (2-core AVX512-BF16 machine). Other CPUs would emulate bfloat16, so they stay in fp32.
     """
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
