@@ -96,6 +96,7 @@ def test_distinct_look_alikes_are_apart_on_the_sky(client: TestClient, catalog: 
     # Wider than the closest pair among the plain look-alikes (whatever the trained embedding put there): the option
     # must drop or replace some of them.
     radius = min(1.5 * closest_pair_arcsec(plain), 3600.0)  # the API takes up to a degree
+    assert closest_pair_arcsec(plain) < radius  # without the option, some look-alikes sit that close
     results = client.get(f"/galaxies/{gid}/similar", params={"k": 10, "distinct_arcsec": radius}).json()["results"]
     assert 0 < len(results) <= 10 and closest_pair_arcsec(results) >= radius
     assert [r["id"] for r in results] != [r["id"] for r in plain]
