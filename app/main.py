@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.filters import catalog_mask
+from app.measures import Measures
 from app.security import Guard, register_sign_in_routes
 from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise IndexMismatchError(f"embeddings in {workdir} are not aligned with its store; re-run `galsearch embed`")
     anomaly = load_anomaly_scores(workdir, store.ids)
+    measures = Measures.load(workdir, len(store))
     sessions = init_db(make_engine(settings.resolved_database_url()))
     sync_galaxies(sessions, store.catalog, store.ids)
     thumbs = ThumbnailCache(workdir / "thumbs", store.images, store.noise)
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def galaxy(request: Request, galaxy_id: GalaxyId) -> Response:
         values = store.catalog[row_or_404(galaxy_id)]
         columns = {name: _json_scalar(values[name]) for name in store.catalog.colnames if np.ndim(values[name]) == 0}
+        if measures is not None:
+            columns.update(measures.of(row_or_404(galaxy_id)))
         if not wants_html(request):
             return JSONResponse(columns)
         coords = coords_of(galaxy_id)
@@ -207,6 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           dtype=(int, str, float, float, float, float))
             table["ra"].unit = table["dec"].unit = "deg"
             table.meta["query_id"] = galaxy_id
+            if measures is not None:
+                measures.add_columns(table, [index.row_of[r["id"]] for r in results])
             _, media, ext = EXPORT_FORMATS[format]
             return Response(table_bytes(table, format), media_type=media,
                             headers={"Content-Disposition": f'attachment; filename="similar_{galaxy_id}.{ext}"'})
@@ -244,7 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({**coords_of(galaxy_id), "separation_arcsec": separation})
 
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,
-                     common=common, max_k=settings.max_k)
+                     common=common, max_k=settings.max_k, measures=measures)
     register_tag_routes(app, ctx)
     register_sign_in_routes(app, templates, settings.auth_token, common)
     register_anomaly_routes(app, ctx, AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every,

@@ -135,11 +135,12 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
         _, counts = tag_state(name)
         return {"tag": name, "decided": len(body.decisions), **counts}
 
-    @app.get("/tags/{tag}/export", summary="A tag's members as CSV, FITS or VOTable (id, ra, dec, tag, source, score)",
+    @app.get("/tags/{tag}/export", summary="A tag's members as CSV, FITS or VOTable (id, ra, dec, tag, source, score, "
+                     "morphometry)",
              response_class=Response)
     def export(tag: TagPath, format: Literal["csv", "fits", "votable"] = "csv") -> Response:
         name = _tag_or_422(tag)
-        content, media, ext = tagging.export(ctx.sessions, name, format)
+        content, media, ext = tagging.export(ctx.sessions, name, format, ctx.measures)
         filename = f"{name.lstrip('#')}.{ext}"
         return Response(content, media_type=media,
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Galaxy, Tag, TagAssignment, upsert
+from app.measures import Measures
 
 MEMBER = ("positive", "accepted")
 DECISIONS = {"accept": "accepted", "reject": "rejected"}
@@ -88,8 +89,10 @@ def all_tags(sessions: sessionmaker[Session]) -> list[dict]:
             for name, c in sorted(out.items())]
 
 
-def export(sessions: sessionmaker[Session], name: str, fmt: str) -> tuple[bytes, str, str]:
-    """The tag's members as a CSV, FITS or VOTable file: (content, media type, file extension)."""
+def export(sessions: sessionmaker[Session], name: str, fmt: str,
+           measures: Measures | None = None) -> tuple[bytes, str, str]:
+    """The tag's members as a CSV, FITS or VOTable file: (content, media type, file extension), with each
+    member's morphometry where the survey has it."""
     members = [r for r in assignments(sessions, name) if r.status in MEMBER]
     with sessions() as s:
         galaxies = {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_([r.galaxy_id for r in members])))}
@@ -107,6 +110,8 @@ def export(sessions: sessionmaker[Session], name: str, fmt: str) -> tuple[bytes,
         meta={"TAG": name, "ORIGIN": "galsearch"},
     )
     table["ra"].unit = table["dec"].unit = "deg"
+    if measures is not None:
+        measures.add_columns(table, [g.row if (g := galaxies.get(r.galaxy_id)) else None for r in members])
     _, media, ext = EXPORT_FORMATS[fmt]
     return table_bytes(table, fmt), media, ext
 

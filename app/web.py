@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Galaxy
+from app.measures import Measures
 
 ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
 WHO_COOKIE = "galsearch_who"
@@ -30,6 +31,7 @@ class AppContext:
     galaxy_or_404: Callable[[str], Galaxy]
     common: dict
     max_k: int
+    measures: Measures | None = None  # classical morphometry per store row, where the embedder measured it
 
     def galaxies_by_id(self, ids: list[str]) -> dict[str, Galaxy]:
         """The known galaxies among ``ids`` (unknown ids are simply absent)."""

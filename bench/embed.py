@@ -1,4 +1,4 @@
-"""Benchmark: contrastive training and encoding throughput of the embedder on CPU or GPU.
+"""Benchmark: contrastive training, encoding and morphometry throughput of the embedder on CPU or GPU.
 
     python bench/embed.py --n 4096 --epochs 2 --device auto --json
 
@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from bench.report import print_result  # noqa: E402
 from embedder.encode import embed, encode_array  # noqa: E402
 from embedder.model import load_encoder  # noqa: E402
+from embedder.morphometry import measure_store  # noqa: E402
 from embedder.store import CATALOG, IMAGES, META, Store  # noqa: E402
 from embedder.train import TrainConfig, resolve_device, train  # noqa: E402
 
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         encode_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        measure_store(store, progress=False)
+        morphometry_s = time.perf_counter() - t0
         return {
             "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
             "n": len(store),
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> dict:
             "encode_s": round(encode_s, 2),
             "encode_images_per_s": round(len(store) / encode_s, 1),
             "encode_views_per_galaxy": 8,
-            "encode_on": "ray" if args.ray is not None else "this process",
+            "encode_on": "ray, morphometry included" if args.ray is not None else "this process",
+            "morphometry_images_per_s": round(len(store) / morphometry_s, 1),  # one process, on the CPU
             "embedding_dim": int(emb.shape[1]),
             "gpu_peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,
         }

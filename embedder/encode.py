@@ -29,6 +29,7 @@ from embedder.files import (
     EMBEDDINGS_FULL,
     PCA_FILE,
 )
+from embedder import morphometry
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store, copy_rows
@@ -72,12 +73,15 @@ ChunkEncoder = Callable[[list[tuple[int, int]]], Iterator[tuple[int, np.ndarray]
 
 def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, batch_size: int = 512,
           progress: bool = True, pca_dim: int = 0, chunk_rows: int = CHUNK_ROWS,
-          on_chunk: Callable[[int, int], None] | None = None, encode_chunks: ChunkEncoder | None = None) -> Path:
-    """Write ``embeddings.npy``, ``embedding_ids.npy`` and ``embeddings.json`` into ``workdir``.
+          on_chunk: Callable[[int, int], None] | None = None, encode_chunks: ChunkEncoder | None = None,
+          morphometry_weight: float = 0.0) -> Path:
+    """Write ``embeddings.npy``, ``embedding_ids.npy``, ``embeddings.json`` and ``morphometry.npy`` into ``workdir``.
 
     ``on_chunk(start, end)`` is called after each piece is safely on disk. A previous run of the same model
     on the same survey that was interrupted is continued from its last finished piece. ``encode_chunks`` does
     the encoding elsewhere (``embedder.distributed``: a Ray cluster); by default it runs here, on ``device``.
+    The classical morphometry of every cutout is measured here, and with ``morphometry_weight`` > 0 appended to
+    the search vectors (``embedder.morphometry.combine``).
     """
     encoder, cfg = load_encoder(checkpoint, device)
     workdir = Path(workdir)
@@ -87,6 +91,8 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
     if cfg["in_channels"] != bands:
         raise ValueError(f"checkpoint {checkpoint} was trained on {cfg['in_channels']} bands but the survey has "
                          f"{bands} ({', '.join(store.bands)}); train a model on this survey")
+    if not 0 <= morphometry_weight <= 10:
+        raise ValueError("the morphometry weight must be between 0 (off) and 10")
     if pca_dim < 0 or pca_dim > encoder.dim:
         raise ValueError(f"--pca must be between 1 and the embedding dimension {encoder.dim} (0 = off)")
     sha = file_sha256(checkpoint)
@@ -121,6 +127,7 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
     if state["done"] != n:
         raise RuntimeError(f"encoding stopped at row {state['done']} of {n}; run again to resume")
     del out
+    stats = morphometry.measure_store(store, progress, chunk_rows)
     info = {"model_sha256": sha, "dim": encoder.dim, "count": n, "normalised": True, "tta": "dihedral8",
             "pca": None}
     for stale in (EMBEDDINGS_FULL, PCA_FILE):
@@ -131,6 +138,8 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
         info["dim"], info["full_dim"] = pca_dim, encoder.dim
     else:
         tmp.replace(workdir / EMBEDDINGS)
+    info["morphometry"] = morphometry.attach(workdir, stats, morphometry_weight, chunk_rows)
+    info["dim"] += info["morphometry"]["columns"]
     np.save(workdir / EMBEDDING_IDS, store.ids)
     _write_json(workdir / EMBEDDING_INFO, info)
     state_path.unlink(missing_ok=True)
@@ -185,6 +194,8 @@ def embed_appended(store: Store, checkpoint: Path, workdir: Path, device: torch.
         with np.load(workdir / PCA_FILE) as pca:
             z = (new - pca["mean"]) @ pca["components"].T
         new = (z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    if info.get("morphometry"):  # embedded before morphometry existed: those workdirs search the learned part only
+        new = morphometry.extend(workdir, start, store.images[start:], store.noise, new)
     _append_rows(workdir / EMBEDDINGS, new)
     np.save(workdir / EMBEDDING_IDS, store.ids)
     _write_json(workdir / EMBEDDING_INFO, {**info, "count": len(store)})

@@ -18,6 +18,7 @@ from galsearch.settings import Settings
 # Settings fields a subcommand may override from its flags.
 _OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
                 "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "precision", "pca",
+                "morphometry_weight",
                 "index_type", "index_device", "index_max_memory_mb", "workers", "access_log")
 
 
@@ -78,7 +79,7 @@ def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -
 
         remote = ray_encoder(s.workdir / "store", s.workdir / "model.pt", ray or None, actors=ray_actors)
     out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device),
-                pca_dim=s.pca, encode_chunks=remote)
+                pca_dim=s.pca, encode_chunks=remote, morphometry_weight=s.morphometry_weight)
     _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -227,8 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(json.dumps(result))
         return
     b = result["baselines"]
-    for name, r in [("learned", result), ("pca_pixels", b["pca_pixels"]), ("random_init", b["random_init"]),
-                    ("supervised_scratch", b["supervised_scratch"])]:
+    for name, r in [("learned", result), *b.items()]:
         near = f"p@10 {r['precision_at_10']:.3f}  p@50 {r['precision_at_50']:.3f}  " if "precision_at_10" in r else ""
         probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())
         _log(f"{name:>18}: {near:<30}linear probe {probe}")
@@ -250,6 +250,13 @@ def _index_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--index-device", choices=["auto", "cpu", "cuda"],
                     help="build on the GPU with the FAISS GPU package (auto: when one is seen)")
     sp.add_argument("--index-max-memory-mb", type=int, help="memory budget for the raw vectors (default 8192)")
+
+
+def _embed_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
+    sp.add_argument("--morphometry-weight", type=float,
+                    help="share of a search distance given to asymmetry, concentration, Gini, M20 and size, appended "
+                         "to the learned embedding (default 0.5; 0: the learned embedding alone)")
 
 
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:
@@ -330,7 +337,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="encode on a Ray cluster's GPUs: 'auto', ray://HOST:10001, or nothing for a local one; "
                          "the store must be on storage every node mounts")
     sp.add_argument("--ray-actors", type=int, help="encoder actors (default: one per GPU, else per CPU)")
-    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
+    _embed_flags(sp)
     sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
     _index_flags(sp)
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
@@ -340,14 +347,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="survey folder (catalog + cutouts), its catalog file, or a packed store")
     _ingest_flags(sp)
     _index_flags(sp)
-    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
+    _embed_flags(sp)
     add("serve", cmd_serve, "serve the gallery and API", serving=True)
     sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)
     sp.add_argument("--n", type=int, default=5000)
     sp.add_argument("--out", type=Path, default=Path("data/demo"))
     sp.add_argument("--workers", type=int)
     sp.add_argument("--no-serve", action="store_true", help="stop after building")
-    sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
+    _embed_flags(sp)
     sp = add("eval", cmd_eval, "score the embedding on labels against pixel-PCA, untrained and supervised baselines")
     sp.add_argument("--json", action="store_true", help="print the result as one JSON object")
     sp.add_argument("--label-col", help="catalog column holding the labels (default: the first --label-col given "

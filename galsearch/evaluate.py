@@ -1,4 +1,4 @@
-"""``galsearch eval``: how well the embedding groups galaxies that share a label, against three yardsticks.
+"""``galsearch eval``: how well the embedding groups galaxies that share a label, against its yardsticks.
 
 For the learned embedding and each baseline: precision@10 and @50 (share of a galaxy's nearest neighbours,
 itself excluded, with its label), rare-class recall@50, and a linear probe (logistic regression on the frozen
@@ -6,8 +6,10 @@ vectors) trained with 1 %, 10 % and 100 % of the training labels and scored on a
 Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched pixels
 to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, untrained, encoded the same way)
 and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
-label fraction). ``tag_expansion`` simulates tagging one galaxy of a class and expanding the tag twice, as a
-researcher does in the app. A PNG figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
+label fraction); where the search vectors carry classical morphometry, ``learned_alone`` (the learned part
+without it) and ``morphometry`` (the statistics alone) show what each half brings. ``tag_expansion``
+simulates tagging one galaxy of a class and expanding the tag twice, as a researcher does in the app. A PNG
+figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from embedder.encode import encode_array
+from embedder.morphometry import to_normal
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
 from embedder.store import Store
@@ -36,7 +39,7 @@ from galsearch.metrics import (
     tag_classes,
     tag_expansion,
 )
-from embedder.files import EMBEDDING_IDS, EMBEDDINGS
+from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
 from index_builder.anomaly import unsupervised_scores
 
 PCA_FIT_MAX = 20_000
@@ -75,6 +78,24 @@ def labelled_rows(store: Store, label_col: str) -> tuple[np.ndarray, np.ndarray]
 
 def score(vectors: np.ndarray, labels: np.ndarray, metric: str, seed: int) -> dict:
     return {**neighbour_scores(vectors, labels, metric), "linear_probe": linear_probe(vectors, labels, seed)}
+
+
+def morphometry_baselines(workdir: Path, search: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                          seed: int) -> dict:
+    """Scores of the learned part of the search vectors (``search``, the labelled ``rows``) alone and of the
+    morphometry alone, where the workdir has them."""
+    out = {}
+    columns = (json.loads((workdir / EMBEDDING_INFO).read_text()).get("morphometry") or {}).get("columns", 0)
+    if columns:
+        learned = search[:, :-columns]
+        out["learned_alone"] = score(learned / np.linalg.norm(learned, axis=1, keepdims=True).clip(1e-12), labels,
+                                     "ip", seed)
+    if (workdir / MORPHOMETRY).exists():
+        with np.load(workdir / MORPHOMETRY_FILE) as saved:
+            quantiles = saved["quantiles"]
+        stats = np.load(workdir / MORPHOMETRY)[rows]
+        out["morphometry"] = score(to_normal(stats, quantiles), labels, "l2", seed)
+    return out
 
 
 def supervised_scratch(store: Store, rows: np.ndarray, labels: np.ndarray, arch: dict, seed: int,
@@ -122,6 +143,7 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed),
         "random_init": score(random_vecs, labels, "ip", seed),
         "supervised_scratch": supervised_scratch(store, rows, labels, cfg, seed, supervised_epochs, device),
+        **morphometry_baselines(workdir, learned_vecs, rows, labels, seed),
     }
     result = {
         "n": int(len(rows)),

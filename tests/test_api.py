@@ -173,3 +173,12 @@ def test_similar_restricted_by_catalog_conditions(client: TestClient, catalog: T
 def test_bad_conditions_are_422(client: TestClient, catalog: Table, where: str) -> None:
     r = client.get(f"/galaxies/{catalog['id'][0]}/similar", params={"where": where})
     assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_galaxy_json_and_exports_carry_its_morphometry(client: TestClient, catalog: Table) -> None:
+    gid = str(catalog["id"][0])
+    row = client.get(f"/galaxies/{gid}").json()
+    assert {"asymmetry", "concentration", "gini", "m20", "segment_area", "r50"} <= set(row)
+    assert isinstance(row["concentration"], float)
+    r = client.get(f"/galaxies/{gid}/similar", params={"k": 5, "format": "csv"})
+    assert r.status_code == 200 and "asymmetry" in r.text.splitlines()[0]

@@ -86,6 +86,8 @@ def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_pat
     hits = index.similar(twins[0], 3)
     assert hits[0][0] == original and hits[0][1] > 0.999  # the same pixels under a new id: its own twin
     assert len(np.load(w / "anomaly.npz")["combined"]) == before["count"] + 10
+    stats = np.load(w / "morphometry.npy")  # the twins' pixels are rows 0-9's: so are their measurements
+    assert len(stats) == before["count"] + 10 and np.allclose(stats[-10:], stats[:10], equal_nan=True)
 
 
 def test_train_precision_flag_reaches_the_checkpoint(workdir: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import torch
 from embedder.augment import add_noise, augment, psf_blur, redden, rotate_flip_shift
 from embedder.encode import dihedral_views, embed, encode_array
 from embedder.model import Encoder, ProjectionHead, load_encoder
+from embedder.morphometry import NAMES
 from embedder.preprocess import to_model_input
 from embedder.store import Store
 from embedder.objectives import MoCo, nt_xent
@@ -200,26 +201,27 @@ def _stop_after_first_chunk(start: int, end: int) -> None:
 def test_embed_resumes_after_a_kill_and_reduces_with_pca(workdir: Path, tmp_path: Path) -> None:
     store = Store(workdir / "store")
     ckpt = workdir / "model.pt"
-    reference = np.load(workdir / "embeddings.npy")
+    reference = np.load(workdir / "embeddings.npy")  # built with the default morphometry weight, 0.5
     with pytest.raises(_Killed):
         embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
-              on_chunk=_stop_after_first_chunk)
+              on_chunk=_stop_after_first_chunk, morphometry_weight=0.5)
     assert json.loads((tmp_path / "embeddings.progress.json").read_text())["done"] == 100
     starts: list[int] = []
     embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
-          on_chunk=lambda s, e: starts.append(s))
+          on_chunk=lambda s, e: starts.append(s), morphometry_weight=0.5)
     assert starts == [100, 200]  # the first chunk was not encoded again
     assert np.allclose(np.load(tmp_path / "embeddings.npy"), reference, atol=1e-5)
     assert not (tmp_path / "embeddings.progress.json").exists()
+    learned = reference[:, : -len(NAMES)] / np.linalg.norm(reference[:, : -len(NAMES)], axis=1, keepdims=True)
 
     embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, pca_dim=8)
     reduced, info = np.load(tmp_path / "embeddings.npy"), json.loads((tmp_path / "embeddings.json").read_text())
-    assert reduced.shape == (len(store), 8) and info["dim"] == 8 and info["full_dim"] == reference.shape[1]
+    assert reduced.shape == (len(store), 8) and info["dim"] == 8 and info["full_dim"] == learned.shape[1]
     assert np.allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
     assert 0 < info["pca"]["explained_variance"] <= 1
-    assert np.allclose(np.load(tmp_path / "embeddings_full.npy"), reference, atol=1e-5)
+    assert np.allclose(np.load(tmp_path / "embeddings_full.npy"), learned, atol=1e-5)
     pca = np.load(tmp_path / "pca.npz")
-    z = (reference - pca["mean"]) @ pca["components"].T
+    z = (learned - pca["mean"]) @ pca["components"].T
     assert np.allclose(z / np.linalg.norm(z, axis=1, keepdims=True), reduced, atol=1e-4)
 
 

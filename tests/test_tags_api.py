@@ -66,11 +66,13 @@ def test_exports_load_in_astropy(client: TestClient, ids: list[str]) -> None:
                        Table.read(raw, format="fits") if fmt == "fits" else parse_single_table(raw).to_table())
     for t in tables.values():
         assert sorted(str(i) for i in t["id"]) == sorted([*ids[:3], ids[5]])
-        assert {"id", "ra", "dec", "tag", "source", "score"} <= set(t.colnames)
+        assert {"id", "ra", "dec", "tag", "source", "score", "asymmetry", "concentration", "gini", "m20"} <= set(
+            t.colnames)
+        assert np.isfinite(np.asarray(t["concentration"], float)).any()
         assert set(t["source"]) == {"human", "accepted proposal"} and set(t["tag"]) == {"#ring"}
         assert np.all(np.isfinite(np.asarray(t["ra"], float)))
     fits_t = tables["fits"]
-    assert fits_t["ra"].unit == "deg"
+    assert fits_t["ra"].unit == "deg" and fits_t["segment_area"].unit == "pix2"
     assert float(fits_t["score"][[str(i) for i in fits_t["id"]].index(ids[5])]) == pytest.approx(0.9)
 
 
