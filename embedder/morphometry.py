@@ -204,6 +204,25 @@ def combine(vectors: np.ndarray, normal: np.ndarray, weight: float) -> np.ndarra
     return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
 
 
+class LearnedPart:
+    """Read-only view of search vectors without their trailing ``columns`` of morphometry, rows re-normalised:
+    the learned embedding alone, row-sliced lazily so a memory-mapped survey is never loaded whole."""
+
+    def __init__(self, vectors: np.ndarray, columns: int) -> None:
+        self.vectors, self.columns = vectors, columns
+        self.shape = (vectors.shape[0], vectors.shape[1] - columns)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        part = np.asarray(self.vectors[rows], np.float32)[..., : self.shape[1]]
+        return part / np.linalg.norm(part, axis=-1, keepdims=True).clip(1e-12)
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return self[:].astype(dtype or np.float32)
+
+
 def measure_store(store: Store, progress: bool = True, chunk_rows: int = 16_384) -> np.ndarray:
     """The statistics of every cutout of a packed store, read chunk by chunk from its memory map."""
     out = np.empty((len(store), len(NAMES)), np.float32)

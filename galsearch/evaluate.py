@@ -39,8 +39,8 @@ from galsearch.metrics import (
     tag_classes,
     tag_expansion,
 )
-from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
-from index_builder.anomaly import unsupervised_scores
+from embedder.files import EMBEDDING_IDS, EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
+from index_builder.anomaly import learned_part, unsupervised_scores
 
 PCA_FIT_MAX = 20_000
 FIGURE = "eval.png"
@@ -85,11 +85,9 @@ def morphometry_baselines(workdir: Path, search: np.ndarray, rows: np.ndarray, l
     """Scores of the learned part of the search vectors (``search``, the labelled ``rows``) alone and of the
     morphometry alone, where the workdir has them."""
     out = {}
-    columns = (json.loads((workdir / EMBEDDING_INFO).read_text()).get("morphometry") or {}).get("columns", 0)
-    if columns:
-        learned = search[:, :-columns]
-        out["learned_alone"] = score(learned / np.linalg.norm(learned, axis=1, keepdims=True).clip(1e-12), labels,
-                                     "ip", seed)
+    learned = learned_part(workdir, search)
+    if learned is not search:
+        out["learned_alone"] = score(np.asarray(learned), labels, "ip", seed)
     if (workdir / MORPHOMETRY).exists():
         with np.load(workdir / MORPHOMETRY_FILE) as saved:
             quantiles = saved["quantiles"]
@@ -154,7 +152,7 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "baselines": baselines,
     }
     if "interesting" in store.catalog.colnames:
-        result["anomaly"] = anomaly_search(store, np.asarray(emb, np.float32), seed)
+        result["anomaly"] = anomaly_search(store, np.asarray(learned_part(workdir, emb)), seed)
     if figure:
         result["map"] = eval_figure(result, learned_vecs, labels, workdir / FIGURE, seed, map_method)
         result["figure"] = FIGURE
