@@ -4,7 +4,7 @@ These are the statistics astronomers have ranked galaxies with for two decades (
 Lotz et al. 2004). A contrastive encoder trained for minutes on a CPU learns what most galaxies look like; what it
 learns least well is what makes the rare ones rare, and that is what these measure: a merger is lopsided (high
 asymmetry), a ring keeps its light away from its centre (low concentration, high M20). Measured on the demo
-survey, appending them to the learned embedding lifts rare-class recall (see the README's evaluation table).
+survey, appending them to the learned embedding lifts rare-class recall (the README's Tags section has figures).
 
 Everything is measured on one image per galaxy, the bands summed with inverse-variance weights and divided by the
 noise so each pixel reads as a signal-to-noise ratio, inside the segment connected to the cutout's centre (pixels
@@ -50,7 +50,7 @@ def snr_image(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """(N, C, H, W) flux -> (N, H, W) inverse-variance-weighted band sum in units of its own noise."""
     w = 1 / np.asarray(noise, np.float64) ** 2
     summed = np.einsum("nchw,c->nhw", np.nan_to_num(np.asarray(images, np.float64)), w)
-    return (summed / np.sqrt(w.sum())).astype(np.float64)
+    return summed / np.sqrt(w.sum())
 
 
 def segment(snr: np.ndarray) -> np.ndarray:
