@@ -8,6 +8,13 @@ the researcher accepts and rejects; its probability is the candidate's confidenc
 neighbourhood of the tag, so on their own they teach the classifier "not like those neighbours", which a far-away
 majority satisfies too; a random sample of undecided galaxies joins them as presumed negatives (a tag marks a
 minority, so the sample is mostly right), which keeps the classifier anchored on what the tag is.
+
+A linear classifier fitted on a handful of members draws one boundary through the whole survey, and a rare class
+that sits in several separate pockets of the embedding (mergers seen at every angle and mass ratio) falls partly
+outside it; similarity to the nearest member keeps each pocket. So the classifier's candidates are ordered by its
+confidence blended with the similarity ranking, each as a percentile over the survey (``CLASSIFIER_SHARE``;
+measured on the demo survey, second expansion, 25 starting members: #merger 0.36 -> 0.41 precision@50, #ring
+unchanged at 0.57, #edge-on 0.96 -> 0.97).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ TAG_PATTERN = re.compile(r"^#[a-z0-9][a-z0-9_\-]{0,62}$")
 MIN_PER_CLASS = 5
 BACKGROUND = 200  # undecided galaxies sampled as presumed negatives
 REJECTION_WEIGHT = 0.5  # similarity ranking: minus this times the best similarity to a rejected galaxy
+CLASSIFIER_SHARE = 0.7  # classifier ordering: this share of its percentile, the rest the similarity's
+PERCENTILE_SAMPLE = 65_536  # scores sampled to place every galaxy's on a percentile scale
 CHUNK = 65_536
 
 
@@ -55,6 +64,21 @@ def _chunked(vectors: np.ndarray, fn) -> np.ndarray:
     return np.concatenate([fn(np.asarray(vectors[s : s + CHUNK], np.float32)) for s in range(0, len(vectors), CHUNK)])
 
 
+def _similarity(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """Best cosine similarity to a member, less ``REJECTION_WEIGHT`` times the best to a rejected galaxy."""
+    p = np.asarray(vectors[positives], np.float32)
+    if not len(negatives):
+        return _chunked(vectors, lambda v: (v @ p.T).max(1))
+    q = np.asarray(vectors[negatives], np.float32)
+    return _chunked(vectors, lambda v: (v @ p.T).max(1) - REJECTION_WEIGHT * (v @ q.T).max(1))
+
+
+def _percentile(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each score's place in [0, 1] among a sample of them: a scale two rankings share, linear in the survey size."""
+    sample = scores if len(scores) <= PERCENTILE_SAMPLE else rng.choice(scores, PERCENTILE_SAMPLE, replace=False)
+    return np.searchsorted(np.sort(sample), scores, side="right") / len(sample)
+
+
 def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
                     seed: int = 0) -> Ranking:
     """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``."""
@@ -62,25 +86,21 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
     if len(positives) == 0:
         raise ValueError("a tag needs at least one galaxy before it can be expanded")
     decided = np.concatenate([positives, negatives])
-    if len(positives) >= MIN_PER_CLASS and len(negatives) >= MIN_PER_CLASS:
-        undecided = np.setdiff1d(np.arange(len(vectors)), decided)
-        background = np.sort(np.random.default_rng(seed).choice(undecided, min(BACKGROUND, len(undecided)),
-                                                                   replace=False))
-        x = np.asarray(vectors[np.r_[decided, background]], np.float32)
-        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives) + len(background))]
-        # Weak regularisation: unit-length embeddings have small coordinates (measured: C=10 finds 25 % more
-        # rings than C=1 in the second expansion on the demo survey).
-        clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
-        w, b = clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
-        scores = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
-        method = "classifier"
-    else:
-        p = np.asarray(vectors[positives], np.float32)
-        if len(negatives):
-            q = np.asarray(vectors[negatives], np.float32)
-            scores = _chunked(vectors, lambda v: (v @ p.T).max(1) - REJECTION_WEIGHT * (v @ q.T).max(1))
-        else:
-            scores = _chunked(vectors, lambda v: (v @ p.T).max(1))
-        method = "similarity"
-    rows, top = _top(scores, decided, k)
-    return Ranking(rows, top, method)
+    similarity = _similarity(vectors, positives, negatives)
+    if len(positives) < MIN_PER_CLASS or len(negatives) < MIN_PER_CLASS:
+        rows, top = _top(similarity, decided, k)
+        return Ranking(rows, top, "similarity")
+    rng = np.random.default_rng(seed)
+    undecided = np.setdiff1d(np.arange(len(vectors)), decided)
+    background = np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
+    x = np.asarray(vectors[np.r_[decided, background]], np.float32)
+    y = np.r_[np.ones(len(positives)), np.zeros(len(negatives) + len(background))]
+    # Weak regularisation: unit-length embeddings have small coordinates (measured: C=10 finds 25 % more
+    # rings than C=1 in the second expansion on the demo survey).
+    clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
+    w, b = clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+    confidence = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
+    order = (CLASSIFIER_SHARE * _percentile(confidence, rng)
+             + (1 - CLASSIFIER_SHARE) * _percentile(similarity, rng))
+    rows, _ = _top(order, decided, k)
+    return Ranking(rows, confidence[rows], "classifier")

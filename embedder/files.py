@@ -7,5 +7,5 @@ EMBEDDING_INFO = "embeddings.json"  # model checksum, dim, count, TTA, PCA
 EMBEDDINGS_FULL = "embeddings_full.npy"  # the encoder's full-dimension vectors, kept when PCA reduces EMBEDDINGS
 PCA_FILE = "pca.npz"  # mean, components and explained variance of that reduction
 EMBED_PROGRESS = "embeddings.progress.json"  # rows already encoded, for a resumed job
-MORPHOMETRY = "morphometry.npy"  # (N, 6) float32 asymmetry, concentration, Gini, M20, area, r50 (NaN: unmeasured)
+MORPHOMETRY = "morphometry.npy"  # (N, 9) float32: embedder/morphometry.NAMES (NaN: unmeasured)
 MORPHOMETRY_FILE = "morphometry.npz"  # their names, units, survey quantiles and the weight they have in EMBEDDINGS

@@ -3,8 +3,11 @@
 These are the statistics astronomers have ranked galaxies with for two decades (CAS: Conselice 2003; Gini/M20:
 Lotz et al. 2004). A contrastive encoder trained for minutes on a CPU learns what most galaxies look like; what it
 learns least well is what makes the rare ones rare, and that is what these measure: a merger is lopsided (high
-asymmetry), a ring keeps its light away from its centre (low concentration, high M20). Measured on the demo
-survey, appending them to the learned embedding lifts rare-class recall (the README's Tags section has figures).
+asymmetry), a ring keeps its light away from its centre (low concentration, high M20). Colours and the colour
+gradient tell an old red population from young blue star formation, and a red centre with blue outskirts (a lens
+arc, a ring round a bulge) from a blue centre; the encoder learns colour only loosely, because its training views
+are reddened on purpose so that dust does not split a class. Measured on the demo survey, appending these to the
+learned embedding lifts rare-class recall (the README's Tags section has figures).
 
 Everything is measured on one image per galaxy, the bands summed with inverse-variance weights and divided by the
 noise so each pixel reads as a signal-to-noise ratio, inside the segment connected to the cutout's centre (pixels
@@ -24,8 +27,9 @@ from tqdm import tqdm
 from embedder.files import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
 from embedder.store import Store
 
-NAMES = ("asymmetry", "concentration", "gini", "m20", "segment_area", "r50")
-UNITS = ("", "", "", "", "pix2", "pix")
+NAMES = ("asymmetry", "concentration", "gini", "m20", "segment_area", "r50", "blue_colour", "red_colour",
+         "colour_gradient")
+UNITS = ("", "", "", "", "pix2", "pix", "mag", "mag", "mag")
 DESCRIPTIONS = (
     "rotational asymmetry, sky noise subtracted (Conselice 2003)",
     "5 log10(r80 / r20) in circular apertures (Conselice 2003)",
@@ -33,6 +37,9 @@ DESCRIPTIONS = (
     "log10 second moment of the brightest 20% of the light over the total (Lotz et al. 2004)",
     "pixels in the segment connected to the centre",
     "radius enclosing half the segment's light",
+    "bluest minus middle band, -2.5 log10 of their fluxes in the segment (g-r for g, r, z cutouts)",
+    "middle minus reddest band in the segment (r-z for g, r, z cutouts); NaN with fewer than three bands",
+    "bluest minus reddest colour inside r50 less the same outside it: negative where the centre is bluer",
 )
 DETECT_SNR = 1.5  # per-pixel S/N after smoothing that a segment pixel must exceed
 SMOOTH_SIGMA = 1.0  # pixels
@@ -128,6 +135,28 @@ def _m20(snr: np.ndarray, mask: np.ndarray, r2: np.ndarray) -> np.ndarray:
     return np.log10(top.clip(1e-12) / moment.sum(1).clip(1e-12))
 
 
+def _magnitude_difference(bright: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    """-2.5 log10(bright / faint), NaN unless both fluxes are positive (a colour of noise means nothing)."""
+    ok = (bright > 0) & (faint > 0)
+    return np.where(ok, -2.5 * np.log10(np.where(ok, bright, 1) / np.where(ok, faint, 1)), np.nan)
+
+
+def _colours(images: np.ndarray, mask: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Blue and red colour of the segment and its colour gradient; bands are ordered blue to red, as catalogs
+    order them. With one band every colour is NaN, with two the red colour is."""
+    n, c = images.shape[:2]
+    if c < 2:
+        return (np.full(n, np.nan),) * 3
+    flux = np.einsum("nchw,nhw->nc", images, mask.astype(images.dtype))
+    core = np.einsum("nchw,nhw->nc", images, inner.astype(images.dtype))
+    mid = c // 2
+    blue = _magnitude_difference(flux[:, 0], flux[:, mid])
+    red = _magnitude_difference(flux[:, mid], flux[:, -1]) if c > 2 else np.full(n, np.nan)
+    gradient = (_magnitude_difference(core[:, 0], core[:, -1])
+                - _magnitude_difference(flux[:, 0] - core[:, 0], flux[:, -1] - core[:, -1]))
+    return blue, red, gradient
+
+
 def measure(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """(N, C, H, W) flux cutouts and per-band sky noise -> (N, len(NAMES)) float32 statistics, NaN where a
     cutout has no segment at its centre."""
@@ -152,6 +181,7 @@ def _measure_batch(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
     xc = (light * xx).sum((1, 2)) / total
     r2 = (yy[None] - yc[:, None, None]) ** 2 + (xx[None] - xc[:, None, None]) ** 2
     r20, r50, r80 = _radii_at(snr, mask, np.sqrt(r2), (0.2, 0.5, 0.8)).T
+    inner = mask & (r2 <= (r50**2)[:, None, None])
     stats = np.stack([
         _asymmetry(snr, mask),
         5 * np.log10(r80.clip(1e-3) / r20.clip(1e-3)),
@@ -159,6 +189,7 @@ def _measure_batch(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
         _m20(snr, mask, r2),
         area,
         r50,
+        *_colours(np.nan_to_num(np.asarray(images, np.float64)), mask, inner),
     ], axis=1)
     snr_total = np.where(mask, snr, 0).sum((1, 2)) / np.sqrt(area.clip(1))
     stats[(area < MIN_PIXELS) | (snr_total < MIN_SNR)] = np.nan
@@ -168,9 +199,13 @@ def _measure_batch(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
 def fit_quantiles(stats: np.ndarray) -> np.ndarray:
     """(QUANTILES, n_stats) quantiles of each statistic over the survey, NaNs ignored: the survey's own scale."""
     finite = np.where(np.isfinite(stats), stats, np.nan)
-    if not np.isfinite(finite).any(0).all():
+    measured = np.isfinite(finite).any(0)
+    if not measured[0]:
         raise ValueError("no cutout has a segment at its centre: morphometry cannot be measured on this survey")
-    return np.nanquantile(finite, np.linspace(0, 1, QUANTILES), axis=0).astype(np.float64)
+    # A statistic no cutout has (colours of a one-band survey) keeps NaN quantiles: to_normal maps it to 0.
+    out = np.full((QUANTILES, stats.shape[1]), np.nan)
+    out[:, measured] = np.nanquantile(finite[:, measured], np.linspace(0, 1, QUANTILES), axis=0)
+    return out
 
 
 def to_normal(stats: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -188,7 +223,7 @@ def to_normal(stats: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
         q = quantiles[:, j]
         u = 0.5 * (np.interp(stats[:, j], q, levels) + np.interp(-stats[:, j], -q[::-1], levels[::-1]))
         z = ndtri(np.clip(u, edge, 1 - edge))
-        out[:, j] = np.where(np.isfinite(stats[:, j]), z, 0)
+        out[:, j] = np.where(np.isfinite(z), z, 0)  # NaN in (unmeasured) or in the quantiles (never measured)
     return out
 
 

@@ -256,7 +256,7 @@ def _embed_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     sp.add_argument("--morphometry-weight", type=float,
                     help="share of a search distance given to asymmetry, concentration, Gini, M20 and size, appended "
-                         "to the learned embedding (default 0.5; 0: the learned embedding alone)")
+                         "to the learned embedding (default 0.7; 0: the learned embedding alone)")
 
 
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:

@@ -126,13 +126,14 @@ def test_knn_distance_through_an_index_matches_exact_search() -> None:
 
 
 def test_anomaly_scores_use_the_learned_part_of_the_search_vectors(workdir) -> None:
-    from embedder.morphometry import LearnedPart
+    from embedder.morphometry import NAMES, LearnedPart
     from index_builder.anomaly import _knn_similarities, _rescored, learned_part
     from index_builder.index import make_index
 
     search_vectors = np.load(workdir / "embeddings.npy")
     learned = learned_part(workdir, search_vectors)
-    assert isinstance(learned, LearnedPart) and learned.shape == (len(search_vectors), search_vectors.shape[1] - 6)
+    assert isinstance(learned, LearnedPart)
+    assert learned.shape == (len(search_vectors), search_vectors.shape[1] - len(NAMES))
     saved = np.load(workdir / "anomaly.npz")["combined"]
     assert np.allclose(saved, unsupervised_scores(learned, seed=1)["combined"], atol=1e-5)  # built with --seed 1
 

@@ -68,7 +68,7 @@ def compose_volume(survey_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_embedder_command_builds_the_workdir(compose_volume: dict[str, Path]) -> None:
     manifest = json.loads((compose_volume["/data/work"] / "manifest.json").read_text())
-    assert manifest["count"] == 240 and manifest["dim"] == 32 + 6  # width 8: 32 learned dimensions + morphometry
+    assert manifest["count"] == 240 and manifest["dim"] == 32 + 9  # width 8: 32 learned dimensions + morphometry
 
 
 def _free_port() -> int:

@@ -40,11 +40,11 @@ def test_embed_on_ray_matches_a_local_run_and_resumes(workdir: Path, copy: Path)
     remote = ray_encoder(copy / "store", copy / "model.pt", None, actors=2)
     with pytest.raises(Killed):
         embed(Store(copy / "store"), copy / "model.pt", copy, torch.device("cpu"), progress=False,
-              encode_chunks=remote, on_chunk=kill_after_first_piece, morphometry_weight=0.5)
+              encode_chunks=remote, on_chunk=kill_after_first_piece, morphometry_weight=0.7)
     assert (copy / EMBED_PROGRESS).exists()
     starts: list[int] = []
     embed(Store(copy / "store"), copy / "model.pt", copy, torch.device("cpu"), progress=False,
-          encode_chunks=remote, on_chunk=lambda s, e: starts.append(s), morphometry_weight=0.5)  # as the CLI
+          encode_chunks=remote, on_chunk=lambda s, e: starts.append(s), morphometry_weight=0.7)  # as the CLI
     assert starts[0] > 0 and len(starts) >= 4  # resumed after the first piece, spread over several tasks
     assert np.allclose(np.load(copy / "embeddings.npy"), np.load(workdir / "embeddings.npy"), atol=1e-5)
     assert list(np.load(copy / "embedding_ids.npy")) == list(np.load(workdir / "embedding_ids.npy"))

@@ -201,14 +201,14 @@ def _stop_after_first_chunk(start: int, end: int) -> None:
 def test_embed_resumes_after_a_kill_and_reduces_with_pca(workdir: Path, tmp_path: Path) -> None:
     store = Store(workdir / "store")
     ckpt = workdir / "model.pt"
-    reference = np.load(workdir / "embeddings.npy")  # built with the default morphometry weight, 0.5
+    reference = np.load(workdir / "embeddings.npy")  # built with the default morphometry weight, 0.7
     with pytest.raises(_Killed):
         embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
-              on_chunk=_stop_after_first_chunk, morphometry_weight=0.5)
+              on_chunk=_stop_after_first_chunk, morphometry_weight=0.7)
     assert json.loads((tmp_path / "embeddings.progress.json").read_text())["done"] == 100
     starts: list[int] = []
     embed(store, ckpt, tmp_path, torch.device("cpu"), progress=False, chunk_rows=100,
-          on_chunk=lambda s, e: starts.append(s), morphometry_weight=0.5)
+          on_chunk=lambda s, e: starts.append(s), morphometry_weight=0.7)
     assert starts == [100, 200]  # the first chunk was not encoded again
     assert np.allclose(np.load(tmp_path / "embeddings.npy"), reference, atol=1e-5)
     assert not (tmp_path / "embeddings.progress.json").exists()

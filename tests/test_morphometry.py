@@ -63,9 +63,29 @@ def test_measurements_do_not_depend_on_orientation_or_band_count() -> None:
     three = np.concatenate([draw(profile, seed=s) for s in (1, 2, 3)])  # the same light in three equally deep bands
     one, rot = measure(np.stack([galaxy, turned]), np.array([NOISE]))
     both = measure(three[None], np.full(3, NOISE))[0]
-    assert np.allclose(one, rot, rtol=1e-4, atol=1e-4)
+    assert np.allclose(one, rot, rtol=1e-4, atol=1e-4, equal_nan=True)
+    assert np.isnan(one[NAMES.index("blue_colour"):]).all()  # one band has no colour
+    assert both[NAMES.index("blue_colour")] == pytest.approx(0, abs=0.02)  # equal light in every band
     assert both[NAMES.index("asymmetry")] == pytest.approx(one[NAMES.index("asymmetry")], abs=0.05)
     assert both[NAMES.index("concentration")] == pytest.approx(one[NAMES.index("concentration")], abs=0.2)
+
+
+def test_colours_and_the_gradient_of_a_red_bulge_in_a_blue_disc() -> None:
+    bulge = galsim.DeVaucouleurs(half_light_radius=0.5, flux=1)
+    disc = galsim.Exponential(half_light_radius=2.0, flux=1)
+    # Band fluxes blue -> red: the bulge brightens 4x from g to z, the disc fades by half.
+    bands = [draw(galsim.Add([bulge.withFlux(60 * b), disc.withFlux(100 * d)]), seed=i)
+             for i, (b, d) in enumerate([(1, 1), (2, 0.75), (4, 0.5)])]
+    one_colour = np.concatenate([draw(disc.withFlux(100 * f), seed=i) for i, f in enumerate((1.0, 2.0, 4.0))])
+    spiral, red = (dict(zip(NAMES, row)) for row in measure(np.stack([np.concatenate(bands), one_colour]),
+                                                              np.full(3, NOISE)))
+    # -2.5 log10(100 / 200): redder is positive.
+    assert red["blue_colour"] == pytest.approx(2.5 * np.log10(2), abs=0.05)
+    assert red["red_colour"] == pytest.approx(2.5 * np.log10(2), abs=0.05)
+    assert red["colour_gradient"] == pytest.approx(0, abs=0.1)  # one population: no gradient
+    assert spiral["colour_gradient"] > 0.5  # the red bulge dominates the centre
+    two = measure(np.concatenate(bands[:2])[None], np.full(2, NOISE))[0]
+    assert np.isfinite(two[NAMES.index("blue_colour")]) and np.isnan(two[NAMES.index("red_colour")])
 
 
 def test_blank_and_non_finite_cutouts_give_nan_not_an_error() -> None:
@@ -74,7 +94,7 @@ def test_blank_and_non_finite_cutouts_give_nan_not_an_error() -> None:
     holed[0, :5, :5] = np.nan
     values = measure(np.stack([blank, holed, np.zeros_like(blank)]), np.array([NOISE]))
     assert np.isnan(values[0]).all() and np.isnan(values[2]).all()
-    assert np.isfinite(values[1]).all()
+    assert np.isfinite(values[1][: NAMES.index("blue_colour")]).all()
 
 
 def test_quantile_transform_and_combination() -> None:
@@ -95,16 +115,18 @@ def test_quantile_transform_and_combination() -> None:
     assert np.allclose(head, learned, atol=1e-5)  # the learned part is recoverable
     with pytest.raises(ValueError, match="no cutout"):
         fit_quantiles(np.full((3, 2), np.nan))
+    one_band = np.c_[stats[:, :1], np.full(len(stats), np.nan)]  # a colour no cutout has
+    assert np.all(to_normal(one_band, fit_quantiles(one_band))[:, 1] == 0)
 
 
 def test_the_workdir_searches_learned_plus_morphometry(workdir: Path) -> None:
     info = json.loads((workdir / "embeddings.json").read_text())
     stats = np.load(workdir / "morphometry.npy")
     search = np.load(workdir / "embeddings.npy")
-    assert info["morphometry"] == {"statistics": list(NAMES), "weight": 0.5, "columns": len(NAMES)}
+    assert info["morphometry"] == {"statistics": list(NAMES), "weight": 0.7, "columns": len(NAMES)}
     assert stats.shape == (len(search), len(NAMES)) and info["dim"] == search.shape[1]
     assert np.isfinite(stats).all(1).mean() > 0.95
     block = search[:, -len(NAMES):] / np.linalg.norm(search[:, : -len(NAMES)], axis=1, keepdims=True)
-    # The statistics' block has an expected squared length of 0.5**2 against the learned part's 1.
-    assert np.mean((block**2).sum(1)) == pytest.approx(0.25, rel=0.2)
+    # The statistics' block has an expected squared length of 0.7**2 against the learned part's 1.
+    assert np.mean((block**2).sum(1)) == pytest.approx(0.49, rel=0.2)
 
