@@ -14,7 +14,7 @@ that sits in several separate pockets of the embedding (mergers seen at every an
 outside it; similarity to the nearest member keeps each pocket. So the classifier's candidates are ordered by its
 confidence blended with the similarity ranking, each as a percentile over the survey (``CLASSIFIER_SHARE``;
 measured on the demo survey, second expansion, 25 starting members: #merger 0.36 -> 0.41 precision@50, #ring
-unchanged at 0.57, #edge-on 0.96 -> 0.97).
+and #edge-on unchanged at 0.57 and 0.97).
 """
 
 from __future__ import annotations
