@@ -295,9 +295,12 @@ def extend(workdir: Path, start: int, images: np.ndarray, noise: np.ndarray, lea
     ``morphometry.npy`` and return their search vectors, ``learned`` combined with the statistics on the
     survey's original scale and weight. (Rows past ``start`` left by an interrupted addition are replaced.)"""
     workdir = Path(workdir)
+    with np.load(workdir / MORPHOMETRY_FILE) as saved:
+        quantiles, weight, names = saved["quantiles"], float(saved["weight"]), tuple(saved["names"].tolist())
+    if names != NAMES:
+        raise ValueError(f"{workdir} was embedded with the statistics {', '.join(names)}; this version measures "
+                         f"{', '.join(NAMES)}: re-run `galsearch embed` before adding cutouts")
     stats = measure(images, noise)
     old = np.load(workdir / MORPHOMETRY)[:start]
     np.save(workdir / MORPHOMETRY, np.concatenate([old, stats]))
-    with np.load(workdir / MORPHOMETRY_FILE) as saved:
-        quantiles, weight = saved["quantiles"], float(saved["weight"])
     return combine(learned, to_normal(stats, quantiles), weight) if weight > 0 else learned

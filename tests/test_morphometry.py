@@ -130,3 +130,13 @@ def test_the_workdir_searches_learned_plus_morphometry(workdir: Path) -> None:
     # The statistics' block has an expected squared length of 0.7**2 against the learned part's 1.
     assert np.mean((block**2).sum(1)) == pytest.approx(0.49, rel=0.2)
 
+
+
+def test_adding_to_a_workdir_measured_with_other_statistics_asks_for_a_fresh_embed(tmp_path: Path) -> None:
+    from embedder.morphometry import extend
+
+    np.save(tmp_path / "morphometry.npy", np.zeros((4, 6), np.float32))
+    np.savez(tmp_path / "morphometry.npz", quantiles=np.zeros((3, 6)), names=np.array(NAMES[:6]), weight=0.5)
+    with pytest.raises(ValueError, match="re-run `galsearch embed`"):
+        extend(tmp_path, 4, np.zeros((1, 3, 8, 8), np.float32), np.ones(3), np.ones((1, 4), np.float32))
+    assert np.load(tmp_path / "morphometry.npy").shape == (4, 6)  # nothing written
