@@ -53,10 +53,10 @@ QUANTILES = 1001  # points of each statistic's stored distribution, for the quan
 _NOISE_ABS_DIFF = 2 / np.sqrt(np.pi)
 
 
-def snr_image(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) flux -> (N, H, W) inverse-variance-weighted band sum in units of its own noise."""
+def snr_image(flux: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) finite flux -> (N, H, W) inverse-variance-weighted band sum in units of its own noise."""
     w = 1 / np.asarray(noise, np.float64) ** 2
-    summed = np.einsum("nchw,c->nhw", np.nan_to_num(np.asarray(images, np.float64)), w)
+    summed = np.einsum("nchw,c->nhw", flux, w)
     return summed / np.sqrt(w.sum())
 
 
@@ -169,7 +169,8 @@ def measure(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
 
 
 def _measure_batch(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    snr = snr_image(images, noise)
+    flux = np.nan_to_num(np.asarray(images, np.float64))  # once: the S/N image and the colours both read it
+    snr = snr_image(flux, noise)
     mask = segment(snr)
     n, h, w = snr.shape
     area = mask.sum((1, 2))
@@ -189,7 +190,7 @@ def _measure_batch(images: np.ndarray, noise: np.ndarray) -> np.ndarray:
         _m20(snr, mask, r2),
         area,
         r50,
-        *_colours(np.nan_to_num(np.asarray(images, np.float64)), mask, inner),
+        *_colours(flux, mask, inner),
     ], axis=1)
     snr_total = np.where(mask, snr, 0).sum((1, 2)) / np.sqrt(area.clip(1))
     stats[(area < MIN_PIXELS) | (snr_total < MIN_SNR)] = np.nan
