@@ -1,4 +1,4 @@
-"""Classical non-parametric morphology of every cutout: asymmetry, concentration, Gini, M20, size.
+"""Classical non-parametric morphology of every cutout: asymmetry, concentration, Gini, M20, size, colour.
 
 These are the statistics astronomers have ranked galaxies with for two decades (CAS: Conselice 2003; Gini/M20:
 Lotz et al. 2004). A contrastive encoder trained for minutes on a CPU learns what most galaxies look like; what it

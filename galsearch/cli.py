@@ -53,8 +53,9 @@ def _train(s: Settings, resume: bool) -> Path:
     from embedder.store import Store
     from embedder.train import TrainConfig, resolve_device, train
 
-    epochs = s.resolved_epochs(resolve_device(s.device).type)
-    cfg = TrainConfig(method=s.method, epochs=epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+    device_type = resolve_device(s.device).type
+    cfg = TrainConfig(method=s.method, epochs=s.resolved_epochs(device_type),
+                      batch_size=s.resolved_batch_size(device_type), learning_rate=s.learning_rate,
                       temperature=s.temperature, input_size=s.input_size, width=s.width, stem_stride=s.stem_stride,
                       pretext=s.pretext, compile=s.compile, precision=s.precision, seed=s.seed,
                       device=s.device)
@@ -255,8 +256,8 @@ def _index_flags(sp: argparse.ArgumentParser) -> None:
 def _embed_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--pca", type=int, help="keep this many PCA components for search (default 0: all)")
     sp.add_argument("--morphometry-weight", type=float,
-                    help="share of a search distance given to asymmetry, concentration, Gini, M20 and size, appended "
-                         "to the learned embedding (default 0.7; 0: the learned embedding alone)")
+                    help="share of a search distance given to asymmetry, concentration, Gini, M20, size and colours, "
+                         "appended to the learned embedding (default 0.7; 0: the learned embedding alone)")
 
 
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:
@@ -295,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
         if training:
             sp.add_argument("--method", choices=["simclr", "moco"], help="contrastive objective (default moco)")
             sp.add_argument("--epochs", type=int, help="default: 12 on a CPU, 200 on a GPU")
-            sp.add_argument("--batch-size", type=int)
+            sp.add_argument("--batch-size", type=int, help="default: 128 on a CPU, 256 on a GPU")
             sp.add_argument("--learning-rate", type=float)
             sp.add_argument("--input-size", type=int, help="pixels the encoder sees (cutouts are resampled)")
             sp.add_argument("--width", type=int, help="encoder width; the embedding has 4x this many dimensions")

@@ -60,6 +60,18 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert Settings(workdir=tmp_path).resolved_database_url().startswith("sqlite:///")
 
 
+def test_training_schedule_follows_the_device_unless_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from galsearch.settings import Settings
+
+    s = Settings(workdir=tmp_path)
+    assert (s.resolved_epochs("cpu"), s.resolved_batch_size("cpu")) == (s.epochs_cpu, s.batch_size_cpu)
+    assert (s.resolved_epochs("cuda"), s.resolved_batch_size("cuda")) == (s.epochs_gpu, s.batch_size_gpu)
+    assert s.batch_size_cpu != s.batch_size_gpu
+    monkeypatch.setenv("GALSEARCH_BATCH_SIZE", "96")
+    assert Settings(workdir=tmp_path, epochs=3).resolved_batch_size("cuda") == 96
+    assert Settings(workdir=tmp_path, epochs=3).resolved_epochs("cuda") == 3
+
+
 def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     import shutil
