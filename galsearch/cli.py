@@ -236,7 +236,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _log(f"rare-class recall@50: {result['rare_recall_at_50']}")
     for tag, rounds in result["tag_expansion"].items():
         _log(f"tag {tag}: expansion precision@50 {rounds['round1_precision_at_50']:.3f} from one example, "
-             f"{rounds['round2_precision_at_50']:.3f} after 20 decisions")
+             f"{rounds['round2_precision_at_50']:.3f} after 20 decisions (at most "
+             f"{rounds['round2_ceiling_at_50']:.3f} with the members left)")
     if "anomaly" in result:
         _log(f"anomalies, interesting share of the top 100 by ratings given: active learning "
              f"{result['anomaly']['active_learning']}, isolation forest {result['anomaly']['isolation_forest']['0']}")

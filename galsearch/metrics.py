@@ -110,7 +110,9 @@ def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], s
 
     Round 1 ranks from ONE member; a researcher who knows the truth then accepts or rejects the top
     ``decisions`` candidates, and round 2 ranks again without them. Both report precision@k of the proposed
-    candidates, averaged over ``seeds_per_tag`` different starting members.
+    candidates, averaged over ``seeds_per_tag`` different starting members. Round 2 can only propose members
+    still undecided, so a small class has a ceiling below 1 (``round2_ceiling_at_k``: its members left after
+    round 1's accepts, over k) that a good first round lowers: it tells a weak ranking from an exhausted class.
     """
     from app.tags import normalise_tag, rank_candidates
 
@@ -124,8 +126,10 @@ def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], s
             shown = first.rows[:decisions]
             good = labels[shown] == c
             second = rank_candidates(vectors, np.r_[start, shown[good]], shown[~good], k)
-            rounds.append(((labels[first.rows] == c).mean(), (labels[second.rows] == c).mean()))
-        r1, r2 = np.mean(rounds, axis=0)
+            left = len(members) - 1 - good.sum()
+            rounds.append(((labels[first.rows] == c).mean(), (labels[second.rows] == c).mean(), min(k, left) / k))
+        r1, r2, ceiling = np.mean(rounds, axis=0)
         out[normalise_tag(c.replace("_", "-"))] = {f"round1_precision_at_{k}": round(float(r1), 4),
-                                                   f"round2_precision_at_{k}": round(float(r2), 4)}
+                                                   f"round2_precision_at_{k}": round(float(r2), 4),
+                                                   f"round2_ceiling_at_{k}": round(float(ceiling), 4)}
     return out
