@@ -25,17 +25,37 @@ def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
-def test_similarity_ranking_from_one_example_never_proposes_decided_galaxies() -> None:
+def test_similarity_ranking_never_proposes_decided_galaxies() -> None:
     x, labels = _clusters()
-    r = rank_candidates(x, np.array([0]), np.array([], int), k=20)
-    assert r.method == "similarity" and len(r.rows) == 20 and 0 not in r.rows
+    pos = np.arange(5)
+    r = rank_candidates(x, pos, np.array([], int), k=20)
+    assert r.method == "similarity" and len(r.rows) == 20 and not set(pos) & set(r.rows.tolist())
     assert np.all(np.diff(r.scores) <= 0) and (labels[r.rows] == 0).mean() > 0.8
-    assert np.allclose(r.scores, (x[r.rows] @ x[0]), atol=1e-5)
-    rejected = np.array([1, 2, 40])  # rejections push their look-alikes down
-    r = rank_candidates(x, np.array([0]), rejected, k=20)
-    assert not {0, 1, 2, 40} & set(r.rows.tolist())
-    expected = x[r.rows] @ x[0] - 0.5 * (x[r.rows] @ x[rejected].T).max(1)
+    assert np.allclose(r.scores, (x[r.rows] @ x[pos].T).max(1), atol=1e-5)
+    rejected = np.array([5, 6, 40])  # rejections push their look-alikes down
+    r = rank_candidates(x, pos, rejected, k=20)
+    assert not {0, 1, 2, 3, 4, 5, 6, 40} & set(r.rows.tolist())
+    expected = (x[r.rows] @ x[pos].T).max(1) - 0.5 * (x[r.rows] @ x[rejected].T).max(1)
     assert np.allclose(r.scores, expected, atol=1e-5)
+
+
+def test_few_members_get_spread_out_proposals_covering_the_tags_variety() -> None:
+    # One tagged galaxy (e0) with 8 near-copies leaning one way, and 8 members leaning another way, a little less
+    # similar to it: plain similarity fills the first 8 with the copies.
+    rng = np.random.default_rng(1)
+    e = np.eye(8)
+    copies = e[0] + 0.3 * e[3] + rng.normal(scale=0.01, size=(8, 8))
+    other_pocket = e[0] + 0.45 * e[4] + rng.normal(scale=0.01, size=(8, 8))
+    background = e[2] + rng.normal(scale=0.3, size=(40, 8))
+    x = np.vstack([e[0], copies, other_pocket, background])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    plain = np.argsort(-(x[1:] @ x[0]))[:8] + 1
+    assert set(plain.tolist()) == set(range(1, 9))
+    r = rank_candidates(x, np.array([0]), np.array([], int), k=8)
+    assert r.method == "diverse" and len(r.rows) == 8 and 0 not in r.rows
+    assert np.allclose(r.scores, x[r.rows] @ x[0], atol=1e-5)  # the score is the similarity; only the order moves
+    assert r.rows[0] in range(1, 9)  # the first proposal is still the most similar galaxy
+    assert set(r.rows.tolist()) & set(range(9, 17)) and set(r.rows.tolist()) <= set(range(1, 17))
 
 
 def test_classifier_takes_over_with_five_of_each_and_gives_probabilities() -> None:
