@@ -66,17 +66,18 @@ class Settings(BaseSettings):
     anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
 
     def resolved_epochs(self, device_type: str) -> int:
-        if self.epochs is not None:
-            return self.epochs
-        return self.epochs_gpu if device_type == "cuda" else self.epochs_cpu
+        return _per_device(self.epochs, self.epochs_cpu, self.epochs_gpu, device_type)
 
     def resolved_batch_size(self, device_type: str) -> int:
-        if self.batch_size is not None:
-            return self.batch_size
-        return self.batch_size_gpu if device_type == "cuda" else self.batch_size_cpu
+        return _per_device(self.batch_size, self.batch_size_cpu, self.batch_size_gpu, device_type)
 
     def resolved_database_url(self) -> str:
         """SQLite inside the workdir unless a server database is configured."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.workdir / 'galsearch.db').resolve()}"
+
+
+def _per_device(value: int | None, cpu: int, gpu: int, device_type: str) -> int:
+    """The value set, else the training device's default: a GPU's cheap steps buy a longer schedule."""
+    return value if value is not None else gpu if device_type == "cuda" else cpu
