@@ -19,8 +19,9 @@ from sqlalchemy import select
 
 from app.active import Ranking, rank
 from app.db import Galaxy, Rating, upsert
+from app.errors import wants_html
 from app.tagging import EXPORT_FORMATS, coord, table_bytes
-from app.web import ID_PATTERN, AppContext, GalaxyId, Who, researcher, wants_html
+from app.web import ID_PATTERN, AppContext, GalaxyId, Who, researcher
 
 TOP = 100
 
@@ -77,13 +78,15 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         return fit, change, mine, known
 
     def view(who: str, n: int, force: bool = False) -> dict:
+        """The researcher's top ``TOP`` and the ``n`` galaxies to rate next, none of them rated or in that top."""
         fit, change, mine, known = fitted(who, force)
         r = fit.ranking
         # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
         rated = {known[i].row for i in mine if i in known}
-        order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated)]
-        to_rate = ctx.galaxies_at([int(x) for x in order if int(x) not in rated][:n])
-        top = ctx.galaxies_at(fit.top[:n])
+        shown = set(fit.top)
+        order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated) + len(shown)]
+        to_rate = ctx.galaxies_at([int(x) for x in order if int(x) not in rated and int(x) not in shown][:n])
+        top = ctx.galaxies_at(fit.top)
         if r.method != "unsupervised":
             message = f"ranked by {r.method.replace('_', ' ')} on {fit.ratings_at_fit} ratings"
         elif mine:
@@ -98,7 +101,7 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
                          "rating": mine[g.id].rating if g.id in mine else None} for g in top]}
 
     def respond(request: Request, data: dict, template: str = "anomalies.html") -> Response:
-        if wants_html(request):
+        if wants_html(request.headers):
             return ctx.templates.TemplateResponse(request, template, {**ctx.common, **data})
         return JSONResponse(data)
 

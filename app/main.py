@@ -6,7 +6,7 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 
 
 import gc
-import html
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,9 +19,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.anomaly_routes import AnomalyRanker, register_anomaly_routes
 from app.db import Galaxy, init_db, make_engine, sync_galaxies
+from app.errors import ErrorResponder, is_htmx, wants_html
 from app.filters import catalog_mask
 from app.measures import Measures
 from app.security import Guard, register_sign_in_routes
@@ -29,7 +31,7 @@ from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
 from app.thumbs import ThumbnailCache
-from app.web import AppContext, GalaxyId, wants_html
+from app.web import AppContext, GalaxyId
 from embedder.checksum import file_sha256
 from embedder.files import EMBEDDING_IDS
 from embedder.store import Store
@@ -39,6 +41,7 @@ from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
 
+log = logging.getLogger("galsearch")
 
 # The Legacy Surveys sky viewer centred on a galaxy (DR10 images, zoomed to a few arcmin).
 LEGACY_VIEWER = "https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}&layer=ls-dr10&zoom=16"
@@ -81,18 +84,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="galsearch", version="0.1.0",
                   description="Find look-alikes of a galaxy in a survey from self-supervised embeddings.")
 
-    app.add_middleware(Guard, auth_token=settings.auth_token, max_body_bytes=settings.max_request_bytes)
+    common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
+              "auth": bool(settings.auth_token), "max_k": settings.max_k}
+    errors = ErrorResponder(templates, common)
+    app.add_middleware(Guard, auth_token=settings.auth_token, max_body_bytes=settings.max_request_bytes,
+                       errors=errors)
     app.mount("/static/htmx", StaticFiles(directory=htmx_dir()), name="htmx")
     app.mount("/static/app", StaticFiles(directory=STATIC_DIR), name="static")
-    common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
-              "auth": bool(settings.auth_token)}
+
+    @app.exception_handler(StarletteHTTPException)
+    def _refused(request: Request, exc: StarletteHTTPException) -> Response:
+        return errors(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    def _invalid(request: Request, exc: RequestValidationError) -> Response:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return JSONResponse({"detail": details, "message": "invalid request: " +
-                             "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)},
-                            status_code=422)
+        message = "invalid request: " + "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
+        return errors(request, 422, message, detail=details)
+
+    @app.exception_handler(Exception)
+    def _failed(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return errors(request, 500, f"the server failed on this request ({type(exc).__name__}); its log has the "
+                                    "details")
 
     def galaxy_or_404(galaxy_id: str) -> Galaxy:
         with sessions() as s:
@@ -144,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         columns = {name: _json_scalar(values[name]) for name in store.catalog.colnames if np.ndim(values[name]) == 0}
         if measures is not None:
             columns.update(measures.of(row_or_404(galaxy_id)))
-        if not wants_html(request):
+        if not wants_html(request.headers):
             return JSONResponse(columns)
         coords = coords_of(galaxy_id)
         position = None
@@ -202,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "one object)"))] = None,
                 format: Annotated[Literal["json", "csv", "fits", "votable"], Query(
                     description="json (default), or a table file for TOPCAT/astropy")] = "json") -> Response:
+        where = [w for w in where or [] if w.strip()]  # the panel's filter box sends an empty one
         query, results = look_alikes(galaxy_id, k, where, distinct_arcsec)
         if format != "json":
             table = Table(rows=[(i + 1, r["id"], r["ra"] if r["ra"] is not None else np.nan,
@@ -216,8 +231,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _, media, ext = EXPORT_FORMATS[format]
             return Response(table_bytes(table, format), media_type=media,
                             headers={"Content-Disposition": f'attachment; filename="similar_{galaxy_id}.{ext}"'})
-        if request.headers.get("HX-Request") == "true":
-            return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
+        if is_htmx(request.headers):
+            return templates.TemplateResponse(request, "similar.html", {
+                **common, "query": query, "results": results, "k": k, "where": where})
         return JSONResponse({"query": query, "k": k, "metric": "cosine", "results": results})
 
     @app.get("/lookup", summary="The galaxy nearest a sky position (degrees or sexagesimal), and its look-alikes")
@@ -225,28 +241,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                dec: Annotated[str, Query(min_length=1, max_length=40)],
                radius: Annotated[float, Query(gt=0, le=3600, description="search radius in arcsec")] = 5.0,
                k: Annotated[int, Query(ge=1, le=settings.max_k)] = 20) -> Response:
-        htmx = request.headers.get("HX-Request") == "true"
-
-        def fail(status: int, message: str) -> Response:
-            if htmx:  # shown in the look-alikes panel (app.js lets htmx swap 4xx answers in)
-                return HTMLResponse(f'<p class="error">{html.escape(message)}</p>', status_code=status)
-            raise HTTPException(status, message)
-
         try:
             position = parse_position(ra, dec)
         except ValueError as exc:
-            return fail(422, str(exc))
+            raise HTTPException(422, str(exc)) from exc
         if not common["has_sky"]:
-            return fail(404, "this survey has no coordinates")
+            raise HTTPException(404, "this survey has no coordinates")
         found = sky.nearest(position, radius)
         if found is None:
-            return fail(404, f"no galaxy within {radius:g} arcsec of RA {position.ra.deg:.5f}, "
-                             f"Dec {position.dec.deg:+.5f}")
+            raise HTTPException(404, f"no galaxy within {radius:g} arcsec of RA {position.ra.deg:.5f}, "
+                                     f"Dec {position.dec.deg:+.5f}")
         row, separation = found
         galaxy_id = str(index.ids[row])
-        if htmx:
+        if is_htmx(request.headers):
             query, results = look_alikes(galaxy_id, k)
-            return templates.TemplateResponse(request, "similar.html", {"query": query, "results": results, "k": k})
+            return templates.TemplateResponse(request, "similar.html", {
+                **common, "query": query, "results": results, "k": k, "where": []})
         return JSONResponse({**coords_of(galaxy_id), "separation_arcsec": separation})
 
     ctx = AppContext(sessions=sessions, templates=templates, vectors=vectors, galaxy_or_404=galaxy_or_404,

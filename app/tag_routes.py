@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app import tagging
+from app.errors import is_htmx, wants_html
 from app.tags import normalise_tag, rank_candidates
-from app.web import ID_PATTERN, WHO_COOKIE, WHO_PATTERN, AppContext, GalaxyId, Who, researcher, wants_html
+from app.web import ID_PATTERN, WHO_COOKIE, WHO_PATTERN, AppContext, GalaxyId, Who, researcher
 
 TagPath = Annotated[str, PathParam(min_length=1, max_length=64, description="tag, with or without its leading #")]
 
@@ -51,7 +52,7 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
     @app.get("/tags", summary="Every tag with its member and rejection counts")
     def list_tags(request: Request) -> Response:
         tags = tagging.all_tags(ctx.sessions)
-        if wants_html(request):
+        if wants_html(request.headers):
             return ctx.templates.TemplateResponse(request, "tags.html", {**ctx.common, "tags": tags})
         return JSONResponse({"tags": tags})
 
@@ -59,13 +60,15 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
     def tag_page(request: Request, tag: TagPath, who: Who = None) -> Response:
         name = _tag_or_422(tag)
         rows, counts = tag_state(name)
-        if not rows and not wants_html(request):
+        if not rows and not wants_html(request.headers):
             raise HTTPException(404, f"no galaxy carries {name} yet")
         members = [r for r in rows if r.status in tagging.MEMBER]
-        if wants_html(request):
+        if wants_html(request.headers):
             found = ctx.galaxies_by_id([r.galaxy_id for r in members])
-            return ctx.templates.TemplateResponse(request, "tag.html", {
-                **ctx.common, "tag": name, "counts": counts, "who": researcher(who), "k": 24,
+            # htmx asks for the counts and members alone, to refresh them after decisions.
+            refresh = is_htmx(request.headers)
+            return ctx.templates.TemplateResponse(request, "_tag_state.html" if refresh else "tag.html", {
+                **ctx.common, "tag": name, "counts": counts, "who": researcher(who), "k": 24, "refresh": refresh,
                 "members": [(found[r.galaxy_id], r) for r in members if r.galaxy_id in found]})
         return JSONResponse({"tag": name, **counts, "galaxies": [
             {"id": r.galaxy_id, "status": r.status, "source": "human" if r.status == "positive" else "proposal",
@@ -89,7 +92,7 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
     def galaxy_tags(request: Request, galaxy_id: GalaxyId) -> Response:
         g = ctx.galaxy_or_404(galaxy_id)
         names = tagging.tags_of(ctx.sessions, galaxy_id)
-        if wants_html(request):
+        if wants_html(request.headers):
             return ctx.templates.TemplateResponse(request, "_tags.html", {"g": g, "tags": names})
         return JSONResponse({"id": galaxy_id, "tags": names})
 
@@ -117,7 +120,7 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
         ranking = rank_candidates(ctx.vectors, pos, neg, k)
         score = dict(zip(ranking.rows.tolist(), ranking.scores.tolist()))
         found = [(g, score[g.row]) for g in ctx.galaxies_at(ranking.rows.tolist())]
-        if wants_html(request):
+        if wants_html(request.headers):
             return ctx.templates.TemplateResponse(request, "candidates.html", {
                 "tag": name, "method": ranking.method, "candidates": found, "counts": counts, "k": k})
         return JSONResponse({"tag": name, "method": ranking.method, "k": k, "candidates": [
@@ -140,6 +143,8 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
              response_class=Response)
     def export(tag: TagPath, format: Literal["csv", "fits", "votable"] = "csv") -> Response:
         name = _tag_or_422(tag)
+        if not tagging.assignments(ctx.sessions, name):
+            raise HTTPException(404, f"no galaxy carries {name}: there is nothing to export")
         content, media, ext = tagging.export(ctx.sessions, name, format, ctx.measures)
         filename = f"{name.lstrip('#')}.{ext}"
         return Response(content, media_type=media,

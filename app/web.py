@@ -1,4 +1,4 @@
-"""What every group of routes shares: the app's open resources, who is asking, and whether they want HTML."""
+"""What every group of routes shares: the app's open resources and who is asking."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from fastapi import Cookie, Path as PathParam, Request
+from fastapi import Cookie, Path as PathParam
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,12 +49,3 @@ def researcher(who: str | None) -> str:
     """The cookie's researcher name, or ``anonymous`` before one is set."""
     return who if who and len(who) <= 64 else "anonymous"
 
-
-def wants_html(request: Request) -> bool:
-    """htmx requests and browsers get HTML; API clients (no ``text/html`` before JSON in Accept) get JSON."""
-    if request.headers.get("HX-Request") == "true":
-        return True
-    accept = request.headers.get("accept", "")
-    if "text/html" not in accept:
-        return False
-    return "application/json" not in accept or accept.index("text/html") < accept.index("application/json")

@@ -73,9 +73,13 @@ def test_bad_ratings_are_4xx(client: TestClient, body: dict, code: int) -> None:
     assert client.get("/anomalies").json()["ratings"] == 0
 
 
-def test_anomaly_page_renders(client: TestClient) -> None:
+def test_anomaly_page_shows_the_top_100_it_names_and_rate_next_never_repeats_it(client: TestClient) -> None:
     page = client.get("/anomalies", headers={"accept": "text/html"}).text
-    assert page.count('class="rate-card"') == 24 and 'id="retrain"' in page and "anomalies.js" in page
+    assert page.count('class="rate-card') == 124 and "Top 100 of the ranking" in page
+    assert 'id="retrain"' in page and "anomalies.js" in page
+    data = client.get("/anomalies").json()
+    assert len(data["top"]) == 100 and len(data["to_rate"]) == 24
+    assert not {g["id"] for g in data["top"]} & {g["id"] for g in data["to_rate"]}
 
 
 def test_rated_galaxies_leave_the_queue_before_any_retrain(client: TestClient) -> None:

@@ -5,7 +5,7 @@
     const resp = await fetch("/anomalies/ratings", {
       method: "POST", headers: {"Content-Type": "application/json", "HX-Request": "true", "X-CSRF-Token": csrfToken()},
       body: JSON.stringify({id: card.dataset.id, rating: rating})});
-    if (!resp.ok) { alert("Could not save the rating: " + (await resp.text())); return; }
+    if (!resp.ok) { await reportFailure(resp); return; }
     const panels = document.getElementById("anomaly-panels");
     panels.innerHTML = await resp.text();
     htmx.process(panels);

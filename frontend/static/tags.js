@@ -1,5 +1,6 @@
 // Decisions on tag candidates: buttons, keyboard (a = accept, r = reject on the focused candidate) and bulk.
-// Decisions go to POST /tags/{tag}/decisions as JSON; decided candidates leave the grid at once.
+// Decisions go to POST /tags/{tag}/decisions as JSON; decided candidates leave the grid at once, and the page's
+// counts and member grid are refreshed from the server (the "tag-decided" event, see tag.html).
 (function () {
   function form() { return document.getElementById("decide"); }
 
@@ -11,14 +12,11 @@
                                                 score: parseFloat(c.dataset.score)}))};
     const resp = await fetch("/tags/" + encodeURIComponent(tag) + "/decisions", {
       method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()}, body: JSON.stringify(body)});
-    if (!resp.ok) { alert("Could not save: " + (await resp.text())); return; }
-    const counts = await resp.json();
+    if (!resp.ok) { await reportFailure(resp); return; }
     const next = cards[cards.length - 1].nextElementSibling;
     cards.forEach(c => c.remove());
     if (next && next.classList.contains("candidate")) next.focus();
-    const line = document.getElementById("tag-counts");
-    if (line) line.textContent = counts.members + " members: " + counts.tagged_by_hand + " tagged by hand, " +
-      counts.accepted_proposals + " accepted proposals; " + counts.rejected + " rejected";
+    htmx.trigger(document.body, "tag-decided");
   }
 
   document.addEventListener("click", function (ev) {
