@@ -30,7 +30,7 @@ from app.security import Guard, register_sign_in_routes
 from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
-from app.thumbs import ThumbnailCache
+from app.thumbs import ThumbnailCache, media_type
 from app.web import AppContext, GalaxyId
 from embedder.checksum import file_sha256
 from embedder.files import EMBEDDING_IDS
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     measures = Measures.load(workdir, len(store))
     sessions = init_db(make_engine(settings.resolved_database_url()))
     sync_galaxies(sessions, store.catalog, store.ids)
-    thumbs = ThumbnailCache(workdir / "thumbs", store.images, store.noise)
+    thumbs = ThumbnailCache(workdir / "thumbs", store)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     page_size = settings.page_size
 
@@ -99,7 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> Response:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        message = "invalid request: " + "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
+        given = [f" (got {e['input']!r:.80})" if isinstance(e.get("input"), str | int | float) else ""
+                 for e in exc.errors()]
+        message = "invalid request: " + "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}{g}"
+                                                  for d, g in zip(details, given))
         return errors(request, 422, message, detail=details)
 
     @app.exception_handler(Exception)
@@ -168,11 +171,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             **common, "g": coords, "position": position, "columns": columns, "k": 20,
             "legacy_viewer": LEGACY_VIEWER.format(**coords) if position else None})
 
-    @app.get("/galaxies/{galaxy_id}/image.png", summary="Colour thumbnail (asinh / Lupton composite)",
-             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get("/galaxies/{galaxy_id}/image.png", summary=(
+             "Colour thumbnail: a PNG/JPEG survey's own image (JPEG or PNG, as kept at ingest), else an asinh "
+             "(Lupton) composite of the bands"),
+             response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
     def image(galaxy_id: GalaxyId) -> Response:
-        return Response(thumbs.get(row_or_404(galaxy_id)), media_type="image/png",
-                        headers={"Cache-Control": "public, max-age=86400"})
+        picture = thumbs.get(row_or_404(galaxy_id))
+        return Response(picture, media_type=media_type(picture), headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/galaxies/{galaxy_id}/bands/{band}.png", summary="One band in grey (asinh stretch)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})

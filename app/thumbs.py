@@ -1,4 +1,8 @@
-"""Colour thumbnails from the multi-band cutouts (Lupton et al. 2004 asinh colour composites), cached on disk."""
+"""What the gallery shows of a galaxy: for a PNG/JPEG survey its own pixels (the display copy kept at ingest),
+for a flux (FITS) survey an asinh colour composite of the bands (Lupton et al. 2004), rendered once and cached.
+
+Re-stretching a JPEG's display-ready pixels, shrunk to the encoder's resolution, would hide the arms and rings
+that are plain in the original, so the asinh stretches are for fluxes only."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from astropy.visualization import make_lupton_rgb, simple_norm
 from PIL import Image
+
+from embedder.store import Store
 
 # Plane weights bring g, r, z (or any 3 bands, bluest first) to similar brightness before the RGB mapping.
 _WEIGHTS = (1.0, 1.0, 1.3)
@@ -29,10 +35,13 @@ def render_png(cutout: np.ndarray, noise: np.ndarray, size: int = 128) -> bytes:
     return out.getvalue()
 
 
-def render_band_png(plane: np.ndarray, size: int = 160) -> bytes:
-    """A greyscale PNG of one band: asinh stretch between the sky and the 99.5th percentile (astropy simple_norm)."""
+def render_band_png(plane: np.ndarray, size: int = 160, raster: bool = False) -> bytes:
+    """A greyscale PNG of one band: fluxes with an asinh stretch between the sky and the 99.5th percentile
+    (astropy simple_norm); a PNG/JPEG channel (0-1, already display-stretched) as it is."""
     img = np.nan_to_num(np.asarray(plane, dtype=np.float64))
-    if np.ptp(img) == 0:
+    if raster:
+        grey = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    elif np.ptp(img) == 0:
         grey = np.zeros(img.shape, np.uint8)
     else:
         norm = simple_norm(img, stretch="asinh", percent=99.5)
@@ -42,22 +51,31 @@ def render_band_png(plane: np.ndarray, size: int = 160) -> bytes:
     return out.getvalue()
 
 
-class ThumbnailCache:
-    """Renders each thumbnail once; later requests read the PNG file (written atomically)."""
+def media_type(image: bytes) -> str:
+    """``image/jpeg`` or ``image/png``, from the bytes themselves (a survey may mix both)."""
+    return "image/jpeg" if image[:3] == b"\xff\xd8\xff" else "image/png"
 
-    def __init__(self, folder: Path, images: np.ndarray, noise: np.ndarray) -> None:
+
+class ThumbnailCache:
+    """Serves display copies as they are; renders each other thumbnail once, then reads its PNG file (written
+    atomically)."""
+
+    def __init__(self, folder: Path, store: Store) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.images = images
-        self.noise = noise
+        self.store = store
 
     def get(self, row: int) -> bytes:
-        """The colour composite of a store row."""
-        return self._cached(f"{int(row)}.png", lambda: render_png(self.images[row], self.noise))
+        """The colour image of a store row: its display copy, else the composite of its bands."""
+        copy = self.store.display(row)
+        if copy is not None:
+            return copy
+        return self._cached(f"{int(row)}.png", lambda: render_png(self.store.images[row], self.store.noise))
 
     def band(self, row: int, band: int) -> bytes:
         """One band of a store row in grey."""
-        return self._cached(f"{int(row)}_b{int(band)}.png", lambda: render_band_png(self.images[row][band]))
+        return self._cached(f"{int(row)}_b{int(band)}.png",
+                            lambda: render_band_png(self.store.images[row][band], raster=self.store.raster))
 
     def _cached(self, name: str, render) -> bytes:
         # Files are named by store row and band number, never by a user-supplied id: no request reaches another path.

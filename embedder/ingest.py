@@ -15,6 +15,7 @@ can be packed at the resolution the encoder uses.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from dataclasses import asdict
@@ -27,13 +28,15 @@ from tqdm import tqdm
 
 from embedder.catalogs import CatalogColumns, IngestError, concat_fits, count_rows, read_chunks, write_fits
 from embedder.readers import CutoutReader
-from embedder.store import CATALOG, IMAGES, META, REPORT, copy_rows
+from embedder.store import CATALOG, DISPLAY, IMAGES, META, REPORT, copy_rows, write_display_offsets
 
 PARTS = ".ingest"
 CHUNK_ROWS = 4096
 MASKED = "kept"  # how the report marks a stored cutout whose non-finite pixels were set to 0
 RASTER_NOISE_FLOOR = 1 / 255  # one grey level: JPEG skies can be flat zero
 NOISE_SAMPLE = 200_000  # galaxies the survey's median noise is taken over
+DISPLAY_MAX = 256  # px a side of the display copy kept of PNG/JPEG cutouts (smaller ones are kept as they are)
+DISPLAY_JPEG_QUALITY = 92
 
 
 def ingest(catalog_path: Path, out: Path, progress: bool = True, crop: float = 1.0, size: int | None = None,
@@ -123,11 +126,12 @@ class _Packer:
         images: np.ndarray | None = None
         kept: list[int] = []
         sigmas: list[np.ndarray] = []
+        displays: list[bytes | None] = []
         report: list[tuple[str, str, str]] = []
         for row in order:
             rec = table[int(row)]
             record = (str(rec["id"]), str(rec["file"]))  # how the ingest report names this row
-            img, problem = self._cutout(rec, start + int(row), "hdu" in table.colnames)
+            img, problem, display = self._cutout(rec, start + int(row), "hdu" in table.colnames)
             if img is not None and record[0] in self.seen:
                 img, problem = None, "duplicate id"
             if problem:
@@ -139,6 +143,7 @@ class _Packer:
                                                    shape=(len(table), *self.shape))
             images[len(kept)] = img
             sigmas.append(_border_sigma(img))
+            displays.append(display)
             kept.append(int(row))
             self.seen.add(record[0])
         if images is not None:
@@ -146,40 +151,49 @@ class _Packer:
             del images
             write_fits(table[kept], self.parts.path(i, ".fits"))
             np.save(self.parts.path(i, ".sigma.npy"), np.stack(sigmas))
+        has_display = bool(displays) and all(d is not None for d in displays)
+        if has_display:
+            self.parts.path(i, f".{DISPLAY}").write_bytes(b"".join(displays))
+            np.save(self.parts.path(i, ".display_sizes.npy"), np.array([len(d) for d in displays], np.int64))
         _write_report(self.parts.path(i, ".csv"), report)
         masked = sum(r[2].startswith(MASKED) for r in report)
         self.parts.commit(i, {"kept": len(kept), "skipped": len(report) - masked, "masked": masked,
-                              "shape": list(self.shape or ()), "bands": self.bands, "raster": self.raster})
+                              "shape": list(self.shape or ()), "bands": self.bands, "raster": self.raster,
+                              "display": has_display})
 
-    def _cutout(self, rec, row: int, has_hdu: bool) -> tuple[np.ndarray | None, str | None]:
-        """The record's cutout ready to store, or None and why not; a note starting "kept" for masked pixels."""
+    def _cutout(self, rec, row: int, has_hdu: bool) -> tuple[np.ndarray | None, str | None, bytes | None]:
+        """The record's cutout ready to store, or None and why not (a note starting "kept" for masked pixels),
+        and for a PNG/JPEG survey its display copy."""
         try:
             hdu = _index(rec["hdu"]) if has_hdu else None
             cut = self.reader.read(str(rec["file"]), hdu, row)
         except FileNotFoundError:
-            return None, "missing file"
+            return None, "missing file", None
         except (OSError, IndexError, KeyError, ValueError, TypeError) as exc:
             self.reader.close()
-            return None, f"unreadable: {exc}"
+            return None, f"unreadable: {exc}", None
         img = cut.pixels
         if img.ndim != 3:
-            return None, f"wrong shape {img.shape}"
+            return None, f"wrong shape {img.shape}", None
+        raw = img
         if self.crop < 1.0 or self.size is not None:
             img = _crop_resize(img, self.crop, self.size)
         if self.shape is None:
             self.shape, self.bands, self.raster = img.shape, cut.bands, cut.raster
         if img.shape != self.shape:
-            return None, f"wrong shape {img.shape}, expected {self.shape}"
+            return None, f"wrong shape {img.shape}, expected {self.shape}", None
         if [b.lower() for b in cut.bands] != [b.lower() for b in self.bands]:
-            return None, f"bands {','.join(cut.bands)}, expected {','.join(self.bands)}; choose them with --bands"
+            return None, (f"bands {','.join(cut.bands)}, expected {','.join(self.bands)}; choose them with "
+                          "--bands"), None
         finite = np.isfinite(img)
         if not finite.any():
-            return None, "no finite pixel"
+            return None, "no finite pixel", None
+        display = display_copy(raw, self.crop, str(rec["file"])) if cut.raster else None
         if not finite.all():
             # Masked, not dropped: one bad column should not cost a galaxy. Zero is the sky level.
             return (np.where(finite, img, 0.0).astype(np.float32),
-                    f"{MASKED}: {int((~finite).sum())} non-finite pixels set to 0")
-        return img, None
+                    f"{MASKED}: {int((~finite).sum())} non-finite pixels set to 0", display)
+        return img, None, display
 
 
 def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: CatalogColumns) -> dict:
@@ -211,6 +225,10 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
     images.flush()
     del images
     concat_fits([parts.path(i, ".fits") for i, _ in with_rows], out / CATALOG)
+    display = all(s.get("display") for _, s in with_rows)
+    if display:
+        _join_display([parts.path(i, f".{DISPLAY}") for i, _ in with_rows],
+                      [np.load(parts.path(i, ".display_sizes.npy")) for i, _ in with_rows], out)
     tmp.replace(out / IMAGES)
     meta = {
         "count": count,
@@ -222,10 +240,40 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
         "skipped": sum(s["skipped"] for _, s in finished),
         "masked": sum(s["masked"] for _, s in finished),
         "label_columns": list(columns.labels),
+        "raster": raster,
+        "display": display,
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     shutil.rmtree(parts.root)
     return meta
+
+
+def display_copy(pixels: np.ndarray, crop: float, file: str) -> bytes | None:
+    """The survey's own pixels of a PNG/JPEG cutout (``pixels``: bluest first, 0-1, as read), cropped like the
+    stored cutout and shrunk to at most ``DISPLAY_MAX`` px: what the gallery shows, with no re-stretch. JPEG
+    sources stay JPEG, others become PNG; None for plane counts that are not grey or colour."""
+    if pixels.shape[0] not in (1, 3):
+        return None
+    grey = np.clip(np.rint(_crop_resize(pixels, crop, None) * 255), 0, 255).astype(np.uint8)
+    im = Image.fromarray(grey[0] if len(grey) == 1 else np.ascontiguousarray(grey[::-1].transpose(1, 2, 0)))
+    if max(im.size) > DISPLAY_MAX:
+        im.thumbnail((DISPLAY_MAX, DISPLAY_MAX), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    if Path(file).suffix.lower() in (".jpg", ".jpeg"):
+        im.save(out, format="JPEG", quality=DISPLAY_JPEG_QUALITY)
+    else:
+        im.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _join_display(blobs: list[Path], sizes: list[np.ndarray], out: Path) -> None:
+    """The parts' display copies end to end in the store's display file, with each row's offset."""
+    with (out / (DISPLAY + ".partial")).open("wb") as dst:
+        for blob in blobs:
+            with blob.open("rb") as src:
+                shutil.copyfileobj(src, dst)
+    write_display_offsets(out, np.concatenate(sizes))
+    (out / (DISPLAY + ".partial")).replace(out / DISPLAY)
 
 
 def _index(value) -> int | None:

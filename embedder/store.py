@@ -4,11 +4,15 @@ Training and encoding read thousands of cutouts per second; opening one FITS ext
 up, so ``embedder.ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32),
 ``catalog.fits`` (the ingested rows, in the same order), ``meta.json`` (bands, shape, per-band noise) and
 ``ingest_report.csv`` (every skipped record and why, and every kept one whose non-finite pixels were masked).
+A PNG/JPEG survey also keeps a display copy of each cutout (``display.bin``, the encoded images end to end, and
+``display_offsets.npy``, where each row's starts): the gallery shows the survey's own pixels, not a re-stretched
+render of the small float cutouts the encoder reads.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +27,8 @@ IMAGES = "images.npy"
 CATALOG = "catalog.fits"
 META = "meta.json"
 REPORT = "ingest_report.csv"
+DISPLAY = "display.bin"
+DISPLAY_OFFSETS = "display_offsets.npy"
 
 
 @dataclass
@@ -49,6 +55,24 @@ class Store:
     def ids(self) -> np.ndarray:
         return np.asarray(self.catalog["id"]).astype(str)
 
+    @cached_property
+    def _display(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.meta.get("display") or not (self.root / DISPLAY).exists():
+            return None
+        return np.memmap(self.root / DISPLAY, dtype=np.uint8, mode="r"), np.load(self.root / DISPLAY_OFFSETS)
+
+    def display(self, row: int) -> bytes | None:
+        """The row's display copy (PNG or JPEG bytes), or None where the survey keeps none (FITS)."""
+        if self._display is None:
+            return None
+        blob, offsets = self._display
+        return blob[offsets[row] : offsets[row + 1]].tobytes()
+
+    @property
+    def raster(self) -> bool:
+        """True for display-stretched (PNG/JPEG) pixels, False for fluxes; stores packed before it was noted: False."""
+        return bool(self.meta.get("raster", False))
+
     @property
     def bands(self) -> list[str]:
         return list(self.meta["bands"])
@@ -68,6 +92,24 @@ def copy_rows(dst: np.ndarray, at: int, src: np.ndarray, rows: np.ndarray | None
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         dst[at + lo : at + hi] = src[lo:hi] if rows is None else src[rows[lo:hi]]
+
+
+def write_display_offsets(store_dir: Path, sizes: np.ndarray) -> None:
+    np.save(Path(store_dir) / DISPLAY_OFFSETS, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+
+
+def _append_display(old: Store, new: Store, keep: np.ndarray) -> bool:
+    """Write the display copies of ``old`` then ``new``'s ``keep`` rows to a partial file; False (and nothing
+    written) unless both keep display copies."""
+    if old._display is None or new._display is None:
+        return False
+    blob, offsets = new._display
+    with (old.root / (DISPLAY + ".partial")).open("wb") as dst:
+        with (old.root / DISPLAY).open("rb") as src:
+            shutil.copyfileobj(src, dst)
+        for row in keep:
+            dst.write(blob[offsets[row] : offsets[row + 1]].tobytes())
+    return True
 
 
 def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
@@ -99,8 +141,14 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
     except MergeConflictError as exc:
         raise IngestError(f"the new catalog's columns do not match the survey's: {exc}") from exc
     catalog.write(Path(store_dir) / (CATALOG + ".partial"), format="fits", overwrite=True)
+    display = _append_display(old, new, keep)
+    if display:
+        sizes = np.concatenate([np.diff(old._display[1]), np.diff(new._display[1])[keep]])
     tmp.replace(Path(store_dir) / IMAGES)
     (Path(store_dir) / (CATALOG + ".partial")).replace(Path(store_dir) / CATALOG)
-    meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep)}
+    if display:
+        write_display_offsets(store_dir, sizes)
+        (Path(store_dir) / (DISPLAY + ".partial")).replace(Path(store_dir) / DISPLAY)
+    meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep), "display": display}
     (Path(store_dir) / META).write_text(json.dumps(meta, indent=2))
     return len(keep), [str(i) for i in new.ids[duplicate]]

@@ -53,6 +53,12 @@ def _train(s: Settings, resume: bool) -> Path:
     from embedder.store import Store
     from embedder.train import TrainConfig, resolve_device, train
 
+    store = Store(s.workdir / "store")
+    if len(store) < s.min_train_cutouts:
+        _log(f"warning: {len(store)} cutouts are too few to train an encoder on: below about {s.min_train_cutouts} "
+             "one trained on the survey alone did no better than an untrained one on real SDSS surveys (README, "
+             "'Small surveys'). Training anyway; to reuse an encoder trained on a larger survey with the same "
+             "bands, build with --model OTHER_WORKDIR/model.pt")
     device_type = resolve_device(s.device).type
     cfg = TrainConfig(method=s.method, epochs=s.resolved_epochs(device_type),
                       batch_size=s.resolved_batch_size(device_type), learning_rate=s.learning_rate,
@@ -60,7 +66,7 @@ def _train(s: Settings, resume: bool) -> Path:
                       pretext=s.pretext, compile=s.compile, precision=s.precision, seed=s.seed,
                       device=s.device)
     t0 = time.perf_counter()
-    path = train(Store(s.workdir / "store"), s.workdir / "model.pt", cfg, resume=resume,
+    path = train(store, s.workdir / "model.pt", cfg, resume=resume,
                  on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
                                              f"{h['images_per_s']:.0f} images/s"))
     _log(f"trained encoder -> {path} in {time.perf_counter() - t0:.0f} s")
@@ -222,14 +228,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if label_col is None:  # the first --label-col given at ingest, else the demo survey's classes
         meta = json.loads((s.workdir / "store" / "meta.json").read_text())
         label_col = (meta.get("label_columns") or ["morphology"])[0]
-    result = evaluate(s.workdir, label_col=label_col, seed=s.seed, supervised_epochs=args.supervised_epochs,
-                      device=s.device, figure=not args.no_figure, map_method=args.map)
+    result = evaluate(s.workdir, label_col=label_col, seed=s.seed, supervised=args.supervised,
+                      supervised_epochs=args.supervised_epochs, device=s.device, figure=not args.no_figure,
+                      map_method=args.map)
     path = write(result, s.workdir)
     if args.json:
         print(json.dumps(result))
         return
     b = result["baselines"]
     for name, r in [("learned", result), *b.items()]:
+        if r is None:
+            _log(f"{name:>18}: skipped (add --supervised to train it; minutes to an hour)")
+            continue
         near = f"p@10 {r['precision_at_10']:.3f}  p@50 {r['precision_at_50']:.3f}  " if "precision_at_10" in r else ""
         probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())
         _log(f"{name:>18}: {near:<30}linear probe {probe}")
@@ -362,6 +372,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--label-col", help="catalog column holding the labels (default: the first --label-col given "
                     "at ingest, else morphology)")
     sp.add_argument("--device", help="auto | cpu | cuda (for the supervised baseline)")
+    sp.add_argument("--supervised", action="store_true",
+                    help="also train the supervised-from-scratch baseline (slow: three CNNs trained on the labels)")
     sp.add_argument("--supervised-epochs", type=int, default=30, help="epochs of the supervised-from-scratch CNN")
     sp.add_argument("--map", choices=["auto", "umap", "tsne"], default="auto", help="2-D map method for the figure")
     sp.add_argument("--no-figure", action="store_true", help="skip the PNG figure")

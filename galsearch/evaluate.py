@@ -6,10 +6,11 @@ vectors) trained with 1 %, 10 % and 100 % of the training labels and scored on a
 Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched pixels
 to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, untrained, encoded the same way)
 and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
-label fraction); where the search vectors carry classical morphometry, ``learned_alone`` (the learned part
+label fraction; slow, so only with ``supervised=True``, else null); where the search vectors carry classical morphometry, ``learned_alone`` (the learned part
 without it) and ``morphometry`` (the statistics alone) show what each half brings. ``tag_expansion``
 simulates tagging one galaxy of a class and expanding the tag twice, as a researcher does in the app. A PNG
-figure (``eval.png``) shows label efficiency and a 2-D map of the embedding.
+figure (``eval.png``) shows label efficiency and a 2-D map of the embedding. A progress bar names each stage as
+it runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from tqdm import tqdm
 
 from embedder.encode import encode_array
 from embedder.morphometry import to_normal
@@ -101,7 +103,7 @@ def supervised_scratch(store: Store, rows: np.ndarray, labels: np.ndarray, arch:
     """Test accuracy of the encoder trained from scratch with each fraction of the training labels."""
     train, test = split(labels, seed)
     accuracy = {}
-    for f in LABEL_FRACTIONS:
+    for f in tqdm(LABEL_FRACTIONS, desc="supervised baseline", unit="fraction", leave=False):
         part = label_subset(train, labels, f, seed)
         enc, clf, classes = train_supervised(store, rows[part], labels[part], arch, epochs=epochs, seed=seed,
                                              device=device)
@@ -120,8 +122,9 @@ def anomaly_search(store: Store, vectors: np.ndarray, seed: int) -> dict:
     return simulate_anomaly_search(scores["pca"], scores["combined"], scores["iforest"], interesting, artifact, seed)
 
 
-def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, supervised_epochs: int = 30,
-             device: str = "auto", figure: bool = True, map_method: str = "auto") -> dict:
+def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, supervised: bool = False,
+             supervised_epochs: int = 30, device: str = "auto", figure: bool = True, map_method: str = "auto",
+             progress: bool = True) -> dict:
     t0 = time.perf_counter()
     workdir = Path(workdir)
     store = Store(workdir / "store")
@@ -129,20 +132,35 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
     emb = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
         raise ValueError("embeddings are not aligned with the store; re-run `galsearch embed`")
+    anomaly = "interesting" in store.catalog.colnames
+    stages = ["learned", "pixel PCA", "untrained encoder", *(["supervised"] if supervised else []),
+              "morphometry", "tag expansion", *(["anomaly search"] if anomaly else []), *(["figure"] if figure else [])]
+    bar = tqdm(total=len(stages), desc="eval", unit="stage", disable=not progress)
+
+    def stage(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(0 if name == stages[0] else 1)
+
+    stage("learned")
     learned_vecs = np.asarray(emb[rows], np.float32)
     learned = score(learned_vecs, labels, "ip", seed)
-
+    stage("pixel PCA")
+    baselines = {"pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed)}
+    stage("untrained encoder")
     _, cfg = load_encoder(workdir / "model.pt")
     torch.manual_seed(seed)
     untrained = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
     random_vecs = encode_array(untrained, store.images[rows], np.asarray(cfg["noise"]), cfg["input_size"],
-                               torch.device("cpu"))
-    baselines = {
-        "pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed),
-        "random_init": score(random_vecs, labels, "ip", seed),
-        "supervised_scratch": supervised_scratch(store, rows, labels, cfg, seed, supervised_epochs, device),
-        **morphometry_baselines(workdir, learned_vecs, rows, labels, seed),
-    }
+                               torch.device("cpu"), progress=False)
+    baselines["random_init"] = score(random_vecs, labels, "ip", seed)
+    baselines["supervised_scratch"] = None
+    if supervised:
+        stage("supervised")
+        baselines["supervised_scratch"] = supervised_scratch(store, rows, labels, cfg, seed, supervised_epochs,
+                                                             device)
+    stage("morphometry")
+    baselines.update(morphometry_baselines(workdir, learned_vecs, rows, labels, seed))
+    stage("tag expansion")
     result = {
         "n": int(len(rows)),
         "label": label_col,
@@ -151,14 +169,18 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed),
         "baselines": baselines,
     }
-    if "interesting" in store.catalog.colnames:
+    if anomaly:
+        stage("anomaly search")
         result["anomaly"] = anomaly_search(store, np.asarray(learned_part(workdir, emb)), seed)
     if figure:
+        stage("figure")
         result["map"] = eval_figure(result, learned_vecs, labels, workdir / FIGURE, seed, map_method)
         result["figure"] = FIGURE
         if "anomaly" in result:
             anomaly_figure(result["anomaly"], workdir / ANOMALY_FIGURE)
             result["anomaly_figure"] = ANOMALY_FIGURE
+    bar.update(1)
+    bar.close()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
 

@@ -45,7 +45,7 @@ def eval_figure(result: dict, vectors: np.ndarray, labels: np.ndarray, path: Pat
     xy, used = project_2d(np.asarray(vectors[rows], np.float32), seed, method)
     fig, (ax_probe, ax_map) = plt.subplots(1, 2, figsize=(13, 5.5))
     curves = {"learned (self-supervised)": result["linear_probe"]}
-    curves.update({name: b["linear_probe"] for name, b in result["baselines"].items() if "linear_probe" in b})
+    curves.update({name: b["linear_probe"] for name, b in result["baselines"].items() if b and "linear_probe" in b})
     for name, probe in curves.items():
         fractions = sorted(probe, key=float)
         ax_probe.plot([100 * float(f) for f in fractions], [probe[f] for f in fractions], marker="o", label=name)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     input_size: int = 32  # the encoder sees cutouts resampled to this size (CPU throughput; see embedder/model.py)
     width: int = 32
     stem_stride: int = 1  # 2 lets a 64 px input cost about what a 32 px one does
+    # Below this many cutouts the encoder trained on the survey alone learns next to nothing (README, "Small
+    # surveys"): training still runs, with a warning that suggests reusing a larger survey's encoder (--model).
+    min_train_cutouts: int = 500
     pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
     compile: bool = False  # torch.compile the training step
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a GPU or a CPU with native bf16

@@ -138,6 +138,22 @@ def watched_page(browser, **options) -> Iterator:
         context.close()
 
 
+@pytest.fixture(scope="module")
+def page(browser):
+    """One watched page per browser test module."""
+    with watched_page(browser) as p:
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def _no_dialog_or_csp_refusal(request: pytest.FixtureRequest):
+    """Every test that drives ``page`` ends with no dialog opened and no CSP refusal."""
+    page = request.getfixturevalue("page") if "page" in request.fixturenames else None
+    yield
+    if page is not None:
+        assert_clean(page)
+
+
 def assert_clean(page) -> None:
     """No dialog opened and no Content-Security-Policy refusal since the last check."""
     problems, page.problems[:] = list(page.problems), []

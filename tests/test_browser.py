@@ -25,18 +25,6 @@ def server(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(browser):
-    with watched_page(browser) as p:
-        yield p
-
-
-@pytest.fixture(autouse=True)
-def _clean(page):
-    yield
-    assert_clean(page)
-
-
 def test_click_a_galaxy_shows_its_neighbours(server: str, page) -> None:
     page.goto(server + "/")
     thumbs = page.locator("#gallery .thumb")
@@ -184,3 +172,31 @@ def test_details_link_opens_the_galaxy_page_with_bands_and_look_alikes(server: s
         expect(img).to_have_js_property("complete", True)
         assert img.evaluate("(el) => el.naturalWidth") > 0
     assert "legacysurvey.org/viewer?ra=" in page.locator("#legacy-viewer").get_attribute("href")
+
+
+@pytest.mark.parametrize("width", [1280, 760])  # look-alikes beside the gallery, and above it on a narrow screen
+def test_a_galaxy_clicked_far_down_the_gallery_shows_its_look_alikes_in_view(server: str, browser,
+                                                                             width: int) -> None:
+    with watched_page(browser) as page:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(server + "/")
+        for _ in range(40):  # scroll down until every page of the gallery has loaded
+            page.mouse.wheel(0, 4000)
+            page.wait_for_timeout(250)
+            if not page.locator("#gallery .more").count():
+                break
+        page.mouse.wheel(0, 100_000)
+        page.wait_for_timeout(300)
+        depth = page.evaluate("window.scrollY")
+        assert depth > 2000
+        visible = [t for t in page.locator("#gallery .thumb").all() if t.bounding_box()["y"] > 0]
+        visible[0].click()
+        gid = visible[0].get_attribute("data-id")
+        expect(page.locator("#query-id")).to_have_text(gid)
+        first = page.locator("#similar .results .thumb").first
+        expect(first).to_be_visible()
+        page.wait_for_timeout(300)  # any scrolling settles
+        for element in (page.locator("#similar .query img"), first):
+            box = element.bounding_box()
+            assert -1 <= box["y"] and box["y"] + box["height"] <= 901, (width, box)  # in the viewport
+        assert_clean(page)

@@ -9,7 +9,7 @@ from galsearch.cli import main as cli
 
 
 def test_eval_json_keys(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    cli(["eval", "--workdir", str(workdir), "--json", "--supervised-epochs", "2", "--map", "tsne"])
+    cli(["eval", "--workdir", str(workdir), "--json", "--supervised", "--supervised-epochs", "2", "--map", "tsne"])
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 240 and result["map"] == "tsne"
     baselines = result["baselines"]
@@ -28,12 +28,16 @@ def test_eval_json_keys(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
 
 
-def test_eval_on_any_label_column(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    cli(["eval", "--workdir", str(workdir), "--json", "--label-col", "host_morphology", "--supervised-epochs", "1",
-         "--no-figure"])
-    result = json.loads(capsys.readouterr().out)
+def test_eval_on_any_label_column_skips_the_slow_baseline_and_shows_progress(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    cli(["eval", "--workdir", str(workdir), "--json", "--label-col", "host_morphology", "--no-figure"])
+    out = capsys.readouterr()
+    result = json.loads(out.out)
     assert result["label"] == "host_morphology" and "artifact" not in result["per_class"]
     assert "figure" not in result
+    assert result["baselines"]["supervised_scratch"] is None  # the key stays, null: not trained without --supervised
+    for stage in ("pixel PCA", "untrained encoder", "tag expansion"):
+        assert stage in out.err  # the progress bar names each stage as it runs
 
 
 def test_eval_unknown_label_column(workdir: Path) -> None:
@@ -111,3 +115,12 @@ def test_train_precision_flag_reaches_the_checkpoint(workdir: Path, tmp_path: Pa
     assert torch.load(tmp_path / "model.pt", weights_only=False)["config"]["train"]["precision"] == "fp32"
     with pytest.raises(SystemExit):
         cli(["train", "--workdir", str(tmp_path), "--precision", "fp16"])
+
+
+def test_training_on_a_tiny_survey_warns_and_suggests_a_reused_encoder(workdir: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "store").symlink_to(workdir / "store", target_is_directory=True)  # the 240-galaxy test survey
+    cli(["train", "--workdir", str(tmp_path), "--epochs", "1", "--width", "8", "--batch-size", "64",
+         "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert "240 cutouts are too few" in err and "--model" in err and (tmp_path / "model.pt").exists()

@@ -3,15 +3,20 @@ built with an encoder trained on another survey (too few cutouts to train on alo
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from astropy.table import Table
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app.main import create_app
+from app.thumbs import render_png
+from embedder.store import Store
 from embedder.model import adopt
 from galsearch.cli import main as cli
 from galsearch.settings import Settings
@@ -40,7 +45,7 @@ def test_jpeg_survey_builds_with_a_reused_encoder_and_evaluates(gz2_workdir: Pat
     assert meta["count"] == 120 and meta["shape"] == [3, 48, 48] and meta["label_columns"] == ["spiral"]
     cfg = torch.load(gz2_workdir / "model.pt", weights_only=False)["config"]
     assert cfg["bands"] == meta["bands"] and cfg["adopted"]["bands"] != meta["bands"]
-    cli(["eval", "--workdir", str(gz2_workdir), "--json", "--supervised-epochs", "1", "--no-figure"])
+    cli(["eval", "--workdir", str(gz2_workdir), "--json", "--no-figure"])
     result = json.loads(capsys.readouterr().out)
     assert result["label"] == "spiral" and result["n"] == 120 and 0.0 <= result["precision_at_10"] <= 1.0
 
@@ -53,7 +58,17 @@ def test_jpeg_survey_serves_without_sky_features(gz2_workdir: Path, tmp_path: Pa
         first = c.get("/api/galaxies").json()["galaxies"][0]["id"]
         similar = c.get(f"/galaxies/{first}/similar", params={"k": 5}).json()
         assert len(similar["results"]) == 5 and similar["query"]["ra"] is None
-        assert c.get(f"/galaxies/{first}/image.png").content.startswith(b"\x89PNG")
+        picture = c.get(f"/galaxies/{first}/image.png")
+        assert picture.headers["content-type"] == "image/jpeg"
+    # The thumbnail is the survey's own JPEG, resized (424 -> 256 px), not a re-stretch of the 48 px cutout.
+    shown = np.asarray(Image.open(io.BytesIO(picture.content)).convert("RGB"), float)
+    row = Table.read(gz2_workdir / "store" / "catalog.fits")
+    original = Image.open(GZ2 / str(row["file"][list(row["id"].astype(str)).index(first)])).convert("RGB")
+    expected = np.asarray(original.resize((256, 256), Image.Resampling.LANCZOS), float)
+    store = Store(gz2_workdir / "store")
+    restretched = np.asarray(Image.open(io.BytesIO(render_png(store.images[0], store.noise, 256))).convert("RGB"), float)
+    assert shown.shape == (256, 256, 3) and np.abs(shown - expected).mean() < 2.5
+    assert np.abs(restretched - expected).mean() > 4 * np.abs(shown - expected).mean()
 
 
 def test_an_encoder_for_other_bands_fails_clearly(workdir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,32 @@ def test_access_token_guards_writes_and_leaves_reads_open(workdir: Path, tmp_pat
 
 def test_sign_in_is_off_without_a_token(client) -> None:
     assert client.get("/login").status_code == 404
+
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "frontend" / "templates"
+
+
+def test_every_response_forbids_inline_scripts_and_no_template_needs_them(client, gid) -> None:
+    for path in ("/", f"/galaxies/{gid}", "/tags", "/anomalies", "/galaxies/nope", f"/galaxies/{gid}/image.png"):
+        policy = client.get(path, headers={"accept": "text/html"}).headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    for template in TEMPLATES.glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), template.name  # only <script src=...>
+        assert not re.search(r"\s(on[a-z]+|hx-on[:-][^=]*)=", text), template.name  # no inline handlers
+        assert "style=" not in text, template.name
+
+
+def test_refusals_speak_json_to_scripts_html_to_browsers_and_partials_to_htmx(client, gid) -> None:
+    api = client.get("/galaxies/nope")
+    assert api.status_code == 404 and api.json() == {"detail": "unknown galaxy id 'nope'"}
+    page = client.get("/galaxies/nope", headers={"accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "unknown galaxy id &#39;nope&#39;" in page.text and '<a href="/">' in page.text
+    part = client.get(f"/galaxies/{gid}/similar", params={"where": "<b>x</b>"}, headers={"HX-Request": "true"})
+    assert part.status_code == 422 and part.headers["hx-retarget"] == "#errors" and "<!doctype" not in part.text
+    assert "&lt;b&gt;x&lt;/b&gt;" in part.text and "<b>" not in part.text
+    too_long = client.get("/?" + "x" * 9000, headers={"accept": "text/html"})  # refused before any route
+    assert too_long.status_code == 414 and "URL longer than" in too_long.text and "<html" in too_long.text
+    invalid = client.get(f"/galaxies/{gid}/similar", params={"k": "<i>"})
+    assert invalid.status_code == 422 and "'<i>'" in invalid.json()["message"]

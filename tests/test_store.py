@@ -171,3 +171,46 @@ def test_parquet_catalog_with_its_own_column_names_and_image_folder(survey_dir: 
     with pytest.raises(IngestError, match="lacks column.*morph.*--label-col"):
         ingest(tmp_path / "cat" / "survey.parquet", tmp_path / "s2", progress=False,
                columns=CatalogColumns(id="objid", file="path", labels=("morph",)), images_dir=images)
+
+
+def test_png_and_jpeg_surveys_keep_their_own_pixels_for_display_across_parts_and_appends(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from embedder.store import append
+
+    rng = np.random.default_rng(0)
+    originals = {}
+
+    def survey(name: str, ids: range) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        rows = []
+        for i in ids:
+            rgb = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+            file = f"{i}.{'png' if i % 2 else 'jpg'}"
+            Image.fromarray(rgb).save(root / file, quality=95)
+            originals[i] = np.asarray(Image.open(root / file).convert("RGB"))
+            rows.append({"id": i, "file": file})
+        Table(rows=rows).write(root / "catalog.csv")
+        return root / "catalog.csv"
+
+    meta = ingest(survey("a", range(5)), tmp_path / "store", progress=False, crop=0.8, size=24, chunk_rows=2)
+    ingest(survey("b", range(5, 8)), tmp_path / "batch", progress=False, crop=0.8, size=24)
+    assert append(tmp_path / "store", tmp_path / "batch")[0] == 3
+    store = Store(tmp_path / "store")
+    assert meta["display"] and meta["raster"] and store.meta["display"] and len(store) == 8
+    for row, gid in enumerate(store.ids.astype(int)):
+        shown = Image.open(io.BytesIO(store.display(row)))
+        assert shown.format == ("PNG" if gid % 2 else "JPEG") and shown.size == (240, 240)  # 300 px, cropped
+        centre = originals[gid][30:270, 30:270].astype(float)
+        error = np.abs(np.asarray(shown.convert("RGB"), float) - centre).mean()
+        assert error == 0 if gid % 2 else error < 12  # PNG exactly; JPEG as near as noise re-encoded allows
+    big = ingest(survey("c", range(8, 9)), tmp_path / "big", progress=False)  # 300 px: shrunk to 256
+    assert big["display"] and Image.open(io.BytesIO(Store(tmp_path / "big").display(0))).size == (256, 256)
+
+
+def test_flux_surveys_keep_no_display_copy(survey_dir: Path, tmp_path: Path) -> None:
+    meta = ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False)
+    assert meta["display"] is False and meta["raster"] is False and Store(tmp_path / "s").display(0) is None

@@ -86,6 +86,7 @@ def test_exports_load_in_astropy(client: TestClient, ids: list[str]) -> None:
     ("/tags/%23diffuse/candidates?k=100000", "get", 422),
     ("/tags/%23nobody", "get", 404),
     ("/tags/%23diffuse/export?format=xls", "get", 422),
+    ("/tags/%23nobody/export?format=csv", "get", 404),  # not a header-only file
     ("/tags/%23diffuse/galaxies/{gid}", "delete", 404),
 ])
 def test_bad_tag_requests_are_4xx_with_a_message(client: TestClient, ids: list[str], path: str, method: str,

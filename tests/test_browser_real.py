@@ -1,0 +1,205 @@
+"""A real Chromium on a real cutout collection: SDSS JPEGs from ../shared/data/gz1-sdss, their ids renamed to
+IAU names (``J152451.22+020518.4``, with '.' and '+') and given sky positions, as a researcher's catalogue has.
+
+Everything is done by clicking and typing, as a person would: tagging from the gallery and from a galaxy's page,
+expanding, accepting and rejecting; hostile strings typed into every field that reaches a page must show as
+text and never run (no dialog may open; the Content-Security-Policy stays on).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+from PIL import Image
+from playwright.sync_api import expect
+
+from app.main import create_app
+from conftest import serving
+from galsearch.cli import main as cli
+from galsearch.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-sdss"
+PAYLOAD = "<img src=x onerror=alert(1)>"
+N = 96
+
+
+def iau_names(ra: np.ndarray, dec: np.ndarray) -> list[str]:
+    """``JHHMMSS.ss+DDMMSS.s`` names, as the IAU recommends for survey objects."""
+    c = SkyCoord(ra, dec, unit="deg")
+    hms = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
+    dms = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
+    return [f"J{a}{d}" for a, d in zip(hms, dms)]
+
+
+@pytest.fixture(scope="module")
+def iau_survey(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Table]:
+    """A workdir of gz1-sdss JPEGs (mergers among them) under IAU names, with the demo survey's encoder."""
+    if not (GZ1 / "catalog.csv").exists():
+        pytest.skip(f"{GZ1} is not here (the shared data folder beside the repository)")
+    catalog = Table.read(GZ1 / "catalog.csv", format="ascii.csv")
+    pick = np.concatenate([np.flatnonzero(catalog["merger"] == 1)[:16], np.flatnonzero(catalog["merger"] == 0)[:N - 16]])
+    subset = catalog[np.sort(pick)]
+    rng = np.random.default_rng(0)
+    subset["ra"] = rng.uniform(0, 360, len(subset))
+    subset["dec"] = rng.uniform(-20, 60, len(subset))
+    subset["sdss_objid"] = subset["id"].astype(str)
+    subset["id"] = iau_names(subset["ra"], subset["dec"])
+    root = tmp_path_factory.mktemp("gz1")
+    subset.write(root / "catalog.csv", format="ascii.csv")
+    w = root / "work"
+    cli(["build", "--survey", str(root / "catalog.csv"), "--workdir", str(w), "--images-dir", str(GZ1),
+         "--model", str(workdir / "model.pt"), "--label-col", "morphology", "--crop", "0.6", "--size", "48",
+         "--device", "cpu"])
+    return w, subset
+
+
+@pytest.fixture(scope="module")
+def server(iau_survey, tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = tmp_path_factory.mktemp("db") / "iau.db"
+    settings = Settings(workdir=iau_survey[0], database_url=f"sqlite:///{db}", page_size=24)
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+def api(server: str, path: str) -> dict:
+    with urllib.request.urlopen(server + path) as resp:
+        return json.load(resp)
+
+
+def tag_here(page, container: str, tag: str) -> None:
+    page.fill(f"{container} .galaxy-tags input[name=tag]", tag)
+    page.click(f"{container} .galaxy-tags button[type=submit]")
+
+
+def test_tag_iau_named_galaxies_from_the_gallery_and_their_page_then_expand_accept_and_reject(
+        server: str, page, tmp_path: Path) -> None:
+    page.goto(server + "/")
+    thumb = page.locator("#gallery .thumb").nth(3)
+    gid = thumb.get_attribute("data-id")
+    assert ("+" in gid or "-" in gid) and "." in gid
+    thumb.click()
+    expect(page.locator("#query-id")).to_have_text(gid)
+    tag_here(page, "#similar", "#merger")
+    expect(page.locator("#similar .galaxy-tags a.chip", has_text="#merger")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "gallery.png"))
+
+    page.click("#similar .query a:text('details')")  # the galaxy's own page
+    expect(page.locator("h2", has_text=f"Galaxy {gid}")).to_be_visible()
+    tag_here(page, ".detail", "#odd")
+    expect(page.locator(".detail .galaxy-tags a.chip", has_text="#odd")).to_have_count(1)
+    expect(page.locator(".detail .galaxy-tags a.chip", has_text="#merger")).to_have_count(1)
+    assert api(server, "/galaxies/" + urllib.parse.quote(gid) + "/tags")["tags"] == ["#merger", "#odd"]
+
+    page.click(".detail .galaxy-tags a.chip:text('#merger')")
+    page.click("#expand")
+    cards = page.locator("#decide .candidate")
+    expect(cards.first).to_be_visible()
+    accept_id, reject_id = cards.nth(0).get_attribute("data-id"), cards.nth(1).get_attribute("data-id")
+    cards.nth(0).locator("button[data-decision=accept]").click()  # clicked, not the key
+    expect(page.locator(f'.candidate[data-id="{accept_id}"]')).to_have_count(0)
+    cards.nth(0).locator("button[data-decision=reject]").click()  # was covered by the score badge
+    expect(page.locator(f'.candidate[data-id="{reject_id}"]')).to_have_count(0)
+    # The counts and the member grid follow the decisions without a reload.
+    expect(page.locator("#tag-counts")).to_contain_text("2 members")
+    expect(page.locator("#tag-counts")).to_contain_text("1 rejected")
+    expect(page.locator("#members .member")).to_have_count(2)
+    expect(page.locator(f'#members .member[data-id="{accept_id}"]')).to_have_count(1)
+    stored = {g["id"]: g["status"] for g in api(server, "/tags/%23merger")["galaxies"]}
+    assert stored == {gid: "positive", accept_id: "accepted", reject_id: "rejected"}
+
+
+def test_hostile_strings_typed_anywhere_show_as_text_and_never_run(server: str, page) -> None:
+    def shown_as_text(fragment: str = PAYLOAD) -> None:
+        expect(page.locator("#errors .error")).to_contain_text(fragment)
+        assert page.locator("img[src=x]").count() == 0  # it never became markup
+        page.click("#errors .dismiss")
+        expect(page.locator("#errors .error")).to_have_count(0)
+
+    page.goto(server + "/")
+    page.locator("#gallery .thumb").first.click()
+    expect(page.locator("#similar .results .thumb").first).to_be_visible()
+    tag_here(page, "#similar", PAYLOAD)  # a tag, from the gallery
+    shown_as_text()
+    expect(page.locator("#similar .galaxy-tags input[name=tag]")).to_be_visible()  # the form is still there
+
+    page.fill("#similar form.refine input[name=where]", f"morphology=={PAYLOAD}")  # a where= that matches nothing
+    page.click("#similar form.refine button[type=submit]")
+    expect(page.locator("#similar .results .thumb")).to_have_count(0)
+    expect(page.locator("#similar .query")).to_contain_text(PAYLOAD)
+    page.fill("#similar form.refine input[name=where]", PAYLOAD)  # a malformed where=
+    page.click("#similar form.refine button[type=submit]")
+    shown_as_text()
+
+    k_box = page.locator("#similar form.refine input[name=k]")
+    k_box.evaluate("(el) => { el.type = 'text'; el.removeAttribute('min'); el.removeAttribute('max'); }")
+    k_box.fill(PAYLOAD)  # an invalid k, past the browser's own checks
+    page.click("#similar form.refine button[type=submit]")
+    shown_as_text("valid integer")
+
+    for ra, dec in ((PAYLOAD, "+02:12:21"), ("150.1", PAYLOAD)):  # RA/Dec text
+        page.fill("form.lookup input[name=ra]", ra)
+        page.fill("form.lookup input[name=dec]", dec)
+        page.click("form.lookup button[type=submit]")
+        shown_as_text()
+
+    who = page.locator("header form.who input[name=name]")
+    who.fill(PAYLOAD)
+    page.click("header form.who button")  # the browser's pattern check refuses it: nothing is sent
+    assert page.locator("#errors .error").count() == 0
+    who.evaluate("(el) => el.removeAttribute('pattern')")
+    page.click("header form.who button")  # the server refuses it too, and says so
+    expect(page.locator("#errors .error")).to_contain_text("name")
+    assert page.locator("img[src=x]").count() == 0
+
+    gid = page.locator("#gallery .thumb").first.get_attribute("data-id")
+    page.goto(server + "/galaxies/" + urllib.parse.quote(gid))
+    tag_here(page, ".detail", PAYLOAD)  # a tag, from a galaxy's page
+    shown_as_text()
+
+
+@pytest.mark.parametrize("path,status,text", [
+    ("/galaxies/J000000.00+000000.0", 404, "unknown galaxy id 'J000000.00+000000.0'"),
+    ("/galaxies/" + urllib.parse.quote(PAYLOAD), 422, PAYLOAD[:8]),
+    ("/tags/%23nothing/export?format=csv", 404, "no galaxy carries #nothing"),
+    ("/galaxies/J000000.00+000000.0/similar?k=5", 404, "unknown galaxy id"),
+    ("/nowhere", 404, "Not Found"),
+])
+def test_errors_in_the_browser_are_pages_with_a_way_back(server: str, page, path: str, status: int,
+                                                          text: str) -> None:
+    resp = page.goto(server + path)
+    assert resp.status == status and resp.headers["content-type"].startswith("text/html")
+    message = page.locator("#error-message")
+    expect(message).to_contain_text(text)
+    assert not page.locator("body").inner_text().lstrip().startswith("{")  # no raw JSON
+    page.click("a:text('the gallery')")
+    expect(page.locator("#gallery .thumb").first).to_be_visible()
+
+
+def test_thumbnails_are_the_survey_own_pixels(server: str, iau_survey, page) -> None:
+    _, subset = iau_survey
+    row = subset[5]
+    with urllib.request.urlopen(server + "/galaxies/" + urllib.parse.quote(row["id"]) + "/image.png") as resp:
+        assert resp.headers["content-type"] == "image/jpeg"
+        shown = np.asarray(Image.open(io.BytesIO(resp.read())).convert("RGB"), float)
+    original = Image.open(GZ1 / row["file"]).convert("RGB")
+    w, h = original.size
+    side = round(w * 0.6)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    expected = np.asarray(original.crop(box).resize(shown.shape[1::-1], Image.Resampling.LANCZOS), float)
+    assert shown.shape[0] >= 200  # a useful resolution, not the 48 px the encoder reads
+    assert np.abs(shown - expected).mean() < 3  # grey levels out of 255: the original, resized
+    page.goto(server + "/")
+    img = page.locator("#gallery .thumb img").first
+    expect(img).to_have_js_property("complete", True)
+    assert img.evaluate("(el) => el.naturalWidth") >= 200
