@@ -83,7 +83,7 @@ def tag_here(page, container: str, tag: str) -> None:
 
 
 def test_tag_iau_named_galaxies_from_the_gallery_and_their_page_then_expand_accept_and_reject(
-        server: str, page, tmp_path: Path) -> None:
+        server: str, page) -> None:
     page.goto(server + "/")
     thumb = page.locator("#gallery .thumb").nth(3)
     gid = thumb.get_attribute("data-id")
@@ -92,7 +92,6 @@ def test_tag_iau_named_galaxies_from_the_gallery_and_their_page_then_expand_acce
     expect(page.locator("#query-id")).to_have_text(gid)
     tag_here(page, "#similar", "#merger")
     expect(page.locator("#similar .galaxy-tags a.chip", has_text="#merger")).to_have_count(1)
-    page.screenshot(path=str(tmp_path / "gallery.png"))
 
     page.click("#similar .query a:text('details')")  # the galaxy's own page
     expect(page.locator("h2", has_text=f"Galaxy {gid}")).to_be_visible()
