@@ -7,6 +7,7 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 
 import gc
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -234,8 +235,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if measures is not None:
                 measures.add_columns(table, [index.row_of[r["id"]] for r in results])
             _, media, ext = EXPORT_FORMATS[format]
+            safe_name = re.sub(r"[^A-Za-z0-9_.+\-]", "_", galaxy_id)  # ids may hold quotes and spaces
             return Response(table_bytes(table, format), media_type=media,
-                            headers={"Content-Disposition": f'attachment; filename="similar_{galaxy_id}.{ext}"'})
+                            headers={"Content-Disposition": f'attachment; filename="similar_{safe_name}.{ext}"'})
         if is_htmx(request.headers):
             return templates.TemplateResponse(request, "similar.html", {
                 **common, "query": query, "results": results, "k": k, "where": where})

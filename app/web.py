@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Galaxy
 from app.measures import Measures
+from embedder.catalogs import SERVABLE_ID
 
-ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
+ID_PATTERN = SERVABLE_ID.pattern  # every id ingest keeps: IAU names ('.', '+', spaces) included
 WHO_COOKIE = "galsearch_who"
 WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
 GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]

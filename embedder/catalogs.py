@@ -8,6 +8,7 @@ binary table without holding them all, unifying their column types (wider string
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,14 @@ from astropy.io import fits
 from astropy.table import Table
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+# Ids the server can address: one URL path segment (no slash or backslash, which routers and proxies read as
+# separators),
+# no control character, and short enough for the database's id column. Anything else, IAU names with '.', '+'
+# and spaces included, is fine: pages escape it and URLs percent-encode it. Match with ``fullmatch``.
+SERVABLE_ID = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,64}$")
+SERVABLE_ID_RULE = "1-64 characters, none of them '/', '\\' or a control character"
 
 
 class IngestError(RuntimeError):

@@ -26,7 +26,16 @@ from astropy.table import Table
 from PIL import Image
 from tqdm import tqdm
 
-from embedder.catalogs import CatalogColumns, IngestError, concat_fits, count_rows, read_chunks, write_fits
+from embedder.catalogs import (
+    SERVABLE_ID,
+    SERVABLE_ID_RULE,
+    CatalogColumns,
+    IngestError,
+    concat_fits,
+    count_rows,
+    read_chunks,
+    write_fits,
+)
 from embedder.readers import CutoutReader
 from embedder.store import CATALOG, DISPLAY, IMAGES, META, REPORT, copy_rows, write_display_offsets
 
@@ -131,6 +140,9 @@ class _Packer:
         for row in order:
             rec = table[int(row)]
             record = (str(rec["id"]), str(rec["file"]))  # how the ingest report names this row
+            if not SERVABLE_ID.fullmatch(record[0]):
+                report.append((*record, f"id cannot be served: it must be {SERVABLE_ID_RULE}"))
+                continue
             img, problem, display = self._cutout(rec, start + int(row), "hdu" in table.colnames)
             if img is not None and record[0] in self.seen:
                 img, problem = None, "duplicate id"

@@ -16,7 +16,8 @@ from embedder.store import Store
 
 @pytest.fixture()
 def damaged_survey(survey_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A copy of 12 demo galaxies with one missing, one corrupt, one all-NaN, one wrong-shape and one part-NaN."""
+    """A copy of 12 demo galaxies with one missing, one corrupt, one all-NaN, one wrong-shape and one part-NaN, two
+    ids no URL can address, and one IAU name with a space, '.' and '+'."""
     cat = Table.read(survey_dir / "catalog.fits")[:12]
     root = tmp_path / "survey"
     (root / "cutouts").mkdir(parents=True)
@@ -33,26 +34,31 @@ def damaged_survey(survey_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, st
     part = fits.getdata(root / cat[4]["file"]).copy()
     part[0, :5] = np.nan
     fits.writeto(root / cat[4]["file"], part, overwrite=True)
+    ids[5:8] = ["a/b", "x" * 65, "SDSS J152451.22+020518.4"]
+    cat["id"] = ids
     cat.write(root / "catalog.fits")
-    return root, {"missing": ids[0], "corrupt": ids[1], "nan": ids[2], "shape": ids[3], "partnan": ids[4]}
+    return root, {"missing": ids[0], "corrupt": ids[1], "nan": ids[2], "shape": ids[3], "partnan": ids[4],
+                  "slash": ids[5], "long": ids[6], "iau": ids[7]}
 
 
 def test_ingest_skips_and_reports_bad_records(damaged_survey, tmp_path: Path) -> None:
     root, ids = damaged_survey
     meta = ingest(root / "catalog.fits", tmp_path / "store", progress=False)
-    assert meta["count"] == 8 and meta["skipped"] == 4
+    assert meta["count"] == 6 and meta["skipped"] == 6
     with open(tmp_path / "store" / "ingest_report.csv") as fh:
         report = {r["id"]: r["reason"] for r in csv.DictReader(fh)}
-    assert set(report) == {ids["missing"], ids["corrupt"], ids["nan"], ids["shape"], ids["partnan"]}
+    assert set(report) == {ids["missing"], ids["corrupt"], ids["nan"], ids["shape"], ids["partnan"], ids["slash"],
+                           ids["long"]}
+    assert report[ids["slash"]].startswith("id cannot be served") and "64 characters" in report[ids["long"]]
     assert report[ids["partnan"]] == "kept: 320 non-finite pixels set to 0" and meta["masked"] == 1
     assert report[ids["missing"]] == "missing file"
     assert "unreadable" in report[ids["corrupt"]]
     assert "finite" in report[ids["nan"]]
     assert "shape" in report[ids["shape"]]
     store = Store(tmp_path / "store")
-    assert store.images.shape == (8, 3, 64, 64)
+    assert store.images.shape == (6, 3, 64, 64)
     assert np.isfinite(store.images).all()
-    assert ids["partnan"] in set(store.ids)
+    assert ids["partnan"] in set(store.ids) and ids["iau"] in set(store.ids)
     assert not {ids["missing"], ids["corrupt"], ids["nan"], ids["shape"]} & set(store.ids)
     assert store.bands == ["band0", "band1", "band2"]  # no BANDS header in these files
 
