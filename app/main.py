@@ -6,7 +6,6 @@ FastAPI runs them in its threadpool and a slow query never blocks the event loop
 
 
 import gc
-import logging
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,7 +26,7 @@ from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.errors import ErrorResponder, is_htmx, wants_html
 from app.filters import catalog_mask
 from app.measures import Measures
-from app.security import Guard, register_sign_in_routes
+from app.security import CONTENT_SECURITY_POLICY, Guard, register_sign_in_routes
 from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
@@ -41,8 +40,6 @@ from galsearch.settings import Settings
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
-
-log = logging.getLogger("galsearch")
 
 # The Legacy Surveys sky viewer centred on a galaxy (DR10 images, zoomed to a few arcmin).
 LEGACY_VIEWER = "https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}&layer=ls-dr10&zoom=16"
@@ -108,9 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     def _failed(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s failed", request.method, request.url.path)
+        # Starlette calls this outside every middleware and re-raises afterwards, so the server logs the traceback;
+        # the policy header is added here since the Guard does not see this response.
         return errors(request, 500, f"the server failed on this request ({type(exc).__name__}); its log has the "
-                                    "details")
+                                    "details", {"content-security-policy": CONTENT_SECURITY_POLICY})
 
     def galaxy_or_404(galaxy_id: str) -> Galaxy:
         with sessions() as s:
