@@ -76,6 +76,7 @@ def test_bad_ratings_are_4xx(client: TestClient, body: dict, code: int) -> None:
 def test_anomaly_page_shows_the_top_100_it_names_and_rate_next_never_repeats_it(client: TestClient) -> None:
     page = client.get("/anomalies", headers={"accept": "text/html"}).text
     assert page.count('class="rate-card') == 124 and "Top 100 of the ranking" in page
+    assert "anomaly score" in page and "predicted" not in page and "last retrain" not in page  # nothing rated yet
     assert 'id="retrain"' in page and "anomalies.js" in page
     data = client.get("/anomalies").json()
     assert len(data["top"]) == 100 and len(data["to_rate"]) == 24
