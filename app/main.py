@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Find look-alikes of a galaxy in a survey from self-supervised embeddings.")
 
     common = {"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
-              "auth": bool(settings.auth_token), "max_k": settings.max_k}
+              "auth": bool(settings.auth_token), "max_k": settings.max_k, "raster": store.raster}
     errors = ErrorResponder(templates, common)
     app.add_middleware(Guard, auth_token=settings.auth_token, max_body_bytes=settings.max_request_bytes,
                        errors=errors)

@@ -9,7 +9,8 @@ Only when every part is done are they joined into ``images.npy`` and ``catalog.f
 A repeated id keeps its first usable row; bad records (missing file, unreadable FITS, NaN-only, wrong shape
 or bands) are skipped and listed in ``ingest_report.csv`` with the reason; one bad file never stops an ingest.
 ``crop`` keeps the central fraction of each cutout and ``size`` resamples it (area-averaged), so large images
-can be packed at the resolution the encoder uses.
+can be packed at the resolution the encoder uses. PNG/JPEG cutouts also leave a display copy of the same field at
+up to ``DISPLAY_MAX`` px (see ``embedder.store``), since the stored cutout is too small and too re-scaled to show.
 """
 
 from __future__ import annotations
