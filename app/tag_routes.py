@@ -143,9 +143,10 @@ def register_tag_routes(app: FastAPI, ctx: AppContext) -> None:
              response_class=Response)
     def export(tag: TagPath, format: Literal["csv", "fits", "votable"] = "csv") -> Response:
         name = _tag_or_422(tag)
-        if not tagging.assignments(ctx.sessions, name):
+        exported = tagging.export(ctx.sessions, name, format, ctx.measures)
+        if exported is None:
             raise HTTPException(404, f"no galaxy carries {name}: there is nothing to export")
-        content, media, ext = tagging.export(ctx.sessions, name, format, ctx.measures)
+        content, media, ext = exported
         filename = f"{name.lstrip('#')}.{ext}"
         return Response(content, media_type=media,
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -90,10 +90,13 @@ def all_tags(sessions: sessionmaker[Session]) -> list[dict]:
 
 
 def export(sessions: sessionmaker[Session], name: str, fmt: str,
-           measures: Measures | None = None) -> tuple[bytes, str, str]:
+           measures: Measures | None = None) -> tuple[bytes, str, str] | None:
     """The tag's members as a CSV, FITS or VOTable file: (content, media type, file extension), with each
-    member's morphometry where the survey has it."""
-    members = [r for r in assignments(sessions, name) if r.status in MEMBER]
+    member's morphometry where the survey has it; None for a tag no galaxy carries or was decided on."""
+    rows = assignments(sessions, name)
+    if not rows:
+        return None
+    members = [r for r in rows if r.status in MEMBER]
     with sessions() as s:
         galaxies = {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_([r.galaxy_id for r in members])))}
     table = Table(

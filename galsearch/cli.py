@@ -238,7 +238,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     b = result["baselines"]
     for name, r in [("learned", result), *b.items()]:
         if r is None:
-            _log(f"{name:>18}: skipped (add --supervised to train it; minutes to an hour)")
+            _log(f"{name:>18}: skipped (add --supervised to train it)")
             continue
         near = f"p@10 {r['precision_at_10']:.3f}  p@50 {r['precision_at_50']:.3f}  " if "precision_at_10" in r else ""
         probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())

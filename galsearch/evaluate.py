@@ -6,8 +6,9 @@ vectors) trained with 1 %, 10 % and 100 % of the training labels and scored on a
 Baselines, computed in the same run on the same galaxies: ``pca_pixels`` (PCA of the asinh-stretched pixels
 to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, untrained, encoded the same way)
 and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
-label fraction; slow, so only with ``supervised=True``, else null); where the search vectors carry classical morphometry, ``learned_alone`` (the learned part
-without it) and ``morphometry`` (the statistics alone) show what each half brings. ``tag_expansion``
+label fraction; slow, so only with ``supervised=True``, else null); where the search vectors carry classical
+morphometry, ``learned_alone`` (the learned part without it) and ``morphometry`` (the statistics alone) show
+what each half brings. ``tag_expansion``
 simulates tagging one galaxy of a class and expanding the tag twice, as a researcher does in the app. A PNG
 figure (``eval.png``) shows label efficiency and a 2-D map of the embedding. A progress bar names each stage as
 it runs.

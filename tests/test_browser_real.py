@@ -48,7 +48,8 @@ def iau_survey(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     if not (GZ1 / "catalog.csv").exists():
         pytest.skip(f"{GZ1} is not here (the shared data folder beside the repository)")
     catalog = Table.read(GZ1 / "catalog.csv", format="ascii.csv")
-    pick = np.concatenate([np.flatnonzero(catalog["merger"] == 1)[:16], np.flatnonzero(catalog["merger"] == 0)[:N - 16]])
+    mergers = np.flatnonzero(catalog["merger"] == 1)[:16]
+    pick = np.concatenate([mergers, np.flatnonzero(catalog["merger"] == 0)[: N - len(mergers)]])
     subset = catalog[np.sort(pick)]
     rng = np.random.default_rng(0)
     subset["ra"] = rng.uniform(0, 360, len(subset))
