@@ -6,8 +6,6 @@ when they press retrain and automatically every ``retrain_every`` ratings, and k
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import numpy as np
@@ -17,51 +15,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from app.active import Ranking, rank
+from discovery.active_learning import TOP, AnomalyRanker, ResearcherFit
 from app.db import Galaxy, Rating, upsert
 from app.errors import wants_html
 from app.tagging import EXPORT_FORMATS, coord, table_bytes
 from app.web import ID_PATTERN, AppContext, GalaxyId, Who, researcher
 
-TOP = 100
-
-
 class RatingIn(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="galaxy id")
     rating: int = Field(ge=0, le=5, strict=True, description="0 = boring or an artifact ... 5 = fascinating")
-
-
-@dataclass
-class _Fit:
-    ranking: Ranking
-    ratings_at_fit: int
-    top: list[int]
-
-
-@dataclass
-class AnomalyRanker:
-    """The unsupervised scores plus each researcher's latest fitted ranking."""
-
-    coords: np.ndarray  # PCA coordinates of the embeddings, row-aligned with the store
-    prior: np.ndarray  # unsupervised anomaly score per row
-    retrain_every: int
-    method: str = "gaussian_process"  # or "neighbour_score"
-    fits: dict[str, _Fit] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def current(self, who: str, rows: np.ndarray, ratings: np.ndarray, force: bool = False) -> tuple[_Fit, dict]:
-        """The researcher's ranking, refitted if forced, never fitted, or ``retrain_every`` ratings old."""
-        with self.lock:
-            fit = self.fits.get(who)
-            stale = fit is None or force or abs(len(rows) - fit.ratings_at_fit) >= self.retrain_every
-            if not stale:
-                return fit, {}
-            ranking = rank(self.coords, self.prior, rows, ratings, method=self.method)
-            top = ranking.order[:TOP].tolist()
-            before = set(fit.top) if fit else set(top)
-            self.fits[who] = new = _Fit(ranking, len(rows), top)
-        change = {"entered_top_100": len(set(top) - before), "left_top_100": len(before - set(top))}
-        return new, change
 
 
 def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker) -> None:
@@ -69,7 +31,7 @@ def register_anomaly_routes(app: FastAPI, ctx: AppContext, ranker: AnomalyRanker
         with ctx.sessions() as s:
             return {r.galaxy_id: r for r in s.scalars(select(Rating).where(Rating.who == who))}
 
-    def fitted(who: str, force: bool = False) -> tuple[_Fit, dict, dict[str, Rating], dict[str, Galaxy]]:
+    def fitted(who: str, force: bool = False) -> tuple[ResearcherFit, dict, dict[str, Rating], dict[str, Galaxy]]:
         mine = ratings_of(who)
         known = ctx.galaxies_by_id(list(mine))
         ids = [i for i in mine if i in known]

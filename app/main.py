@@ -26,17 +26,17 @@ from app.db import Galaxy, init_db, make_engine, sync_galaxies
 from app.errors import ErrorResponder, is_htmx, wants_html
 from app.filters import catalog_mask
 from app.measures import Measures
+from app.settings import ServerSettings
 from app.security import CONTENT_SECURITY_POLICY, Guard, register_sign_in_routes
 from app.sky import SkyIndex, parse_position
 from app.tag_routes import register_tag_routes
 from app.tagging import EXPORT_FORMATS, table_bytes
 from app.thumbs import ThumbnailCache, media_type
 from app.web import AppContext, GalaxyId
-from embedder.checksum import file_sha256
-from embedder.files import EMBEDDING_IDS
-from embedder.store import Store
+from survey.checksum import file_sha256
+from survey.workdir import EMBEDDING_IDS
+from survey.store import Store
 from frontend import STATIC_DIR, TEMPLATES_DIR, htmx_dir
-from galsearch.settings import Settings
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import IndexMismatchError, load as load_index
 
@@ -58,8 +58,8 @@ def _json_scalar(value: object) -> object:
     return value
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
     # One thread per query: concurrent requests already use every core, and FAISS's OpenMP threads fighting over
     # them cost more than they give to a single k-NN query.
     faiss.omp_set_num_threads(1)

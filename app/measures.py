@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from embedder.files import MORPHOMETRY, MORPHOMETRY_FILE
+from survey.workdir import MORPHOMETRY, MORPHOMETRY_FILE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from app import tagging
 from app.errors import is_htmx, wants_html
-from app.tags import normalise_tag, rank_candidates
+from discovery.tag_expansion import normalise_tag, rank_candidates
 from app.web import ID_PATTERN, WHO_COOKIE, WHO_PATTERN, AppContext, GalaxyId, Who, researcher
 
 TagPath = Annotated[str, PathParam(min_length=1, max_length=64, description="tag, with or without its leading #")]

@@ -7,14 +7,14 @@ that are plain in the original, so the asinh stretches are for fluxes only."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from astropy.visualization import make_lupton_rgb, simple_norm
 from PIL import Image
 
-from embedder.store import Store
+from survey.store import Store
+from survey.workdir import atomic_path
 
 # Plane weights bring g, r, z (or any 3 bands, bluest first) to similar brightness before the RGB mapping.
 _WEIGHTS = (1.0, 1.0, 1.3)
@@ -83,7 +83,6 @@ class ThumbnailCache:
         if path.exists():
             return path.read_bytes()
         png = render()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(png)
-        tmp.replace(path)
+        with atomic_path(path, shared=True) as tmp:
+            tmp.write_bytes(png)
         return png

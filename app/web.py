@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Galaxy
 from app.measures import Measures
-from embedder.catalogs import SERVABLE_ID
+from survey.catalogs import SERVABLE_ID
 
 ID_PATTERN = SERVABLE_ID.pattern  # every id ingest keeps: IAU names ('.', '+', spaces) included
 WHO_COOKIE = "galsearch_who"

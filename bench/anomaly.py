@@ -24,8 +24,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from app.active import RatingModel, rank  # noqa: E402
-from index_builder.anomaly import PCA_DIM  # noqa: E402
+from discovery.active_learning import RatingModel, rank  # noqa: E402
+from discovery.unsupervised import PCA_DIM  # noqa: E402
 
 
 def run(n: int, ratings: int, dim: int, repeat: int, seed: int = 0) -> dict:

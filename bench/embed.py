@@ -27,7 +27,7 @@ from bench.report import print_result  # noqa: E402
 from embedder.encode import embed, encode_array  # noqa: E402
 from embedder.model import load_encoder  # noqa: E402
 from embedder.morphometry import measure_store  # noqa: E402
-from embedder.store import CATALOG, IMAGES, META, Store  # noqa: E402
+from survey.store import CATALOG, IMAGES, META, Store  # noqa: E402
 from embedder.train import TrainConfig, resolve_device, train  # noqa: E402
 
 

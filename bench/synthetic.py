@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
-from embedder.store import CATALOG, IMAGES, META
+from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
+from survey.store import CATALOG, IMAGES, META
 from index_builder import anomaly, index
 
 CHUNK = 100_000

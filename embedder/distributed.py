@@ -29,7 +29,7 @@ class _EncodeRows:
 
         from embedder.encode import encode_array
         from embedder.model import load_encoder
-        from embedder.store import Store
+        from survey.store import Store
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         with tempfile.NamedTemporaryFile(suffix=".pt") as fh:

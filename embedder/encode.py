@@ -20,19 +20,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from embedder.checksum import file_sha256
-from embedder.files import (
+from survey.checksum import file_sha256
+from survey.workdir import (
     EMBED_PROGRESS,
     EMBEDDING_IDS,
     EMBEDDING_INFO,
     EMBEDDINGS,
     EMBEDDINGS_FULL,
     PCA_FILE,
+    atomic_path,
+    write_text,
 )
 from embedder import morphometry
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
-from embedder.store import Store, copy_rows
+from survey.store import Store, copy_rows
 
 CHUNK_ROWS = 16_384
 PCA_FIT_MAX = 50_000
@@ -62,9 +64,7 @@ def encode_array(encoder: Encoder, images: np.ndarray, noise: np.ndarray, input_
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    write_text(path, json.dumps(obj, indent=2))
 
 
 # Encodes the given (start, end) row ranges of the store, yielding (start, embeddings) pieces in row order.
@@ -169,13 +169,13 @@ def reduce_with_pca(workdir: Path, dim: int, chunk_rows: int = CHUNK_ROWS, seed:
 def _append_rows(path: Path, rows: np.ndarray) -> None:
     """Rewrite the .npy at ``path`` with ``rows`` added at the end, block by block, replacing it when done."""
     old = np.load(path, mmap_mode="r")
-    tmp = path.with_suffix(".partial.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=(len(old) + len(rows), *old.shape[1:]))
-    copy_rows(out, 0, old, block=CHUNK_ROWS)
-    out[len(old) :] = rows
-    out.flush()
-    del out, old
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype,
+                                        shape=(len(old) + len(rows), *old.shape[1:]))
+        copy_rows(out, 0, old, block=CHUNK_ROWS)
+        out[len(old) :] = rows
+        out.flush()
+        del out, old
 
 
 def embed_appended(store: Store, checkpoint: Path, workdir: Path, device: torch.device, start: int) -> int:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from survey.workdir import atomic_path
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
@@ -94,7 +96,6 @@ def adopt(checkpoint: Path, bands: list[str], noise: list[float], out: Path) -> 
     ckpt["config"] = {**cfg, "bands": list(bands), "noise": [float(x) for x in noise],
                       "adopted": {"from": str(checkpoint), "bands": cfg.get("bands"), "noise": cfg.get("noise")}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
     return ckpt["config"]

@@ -24,8 +24,8 @@ from scipy import ndimage
 from scipy.special import ndtri
 from tqdm import tqdm
 
-from embedder.files import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
-from embedder.store import Store
+from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, atomic_path
+from survey.store import Store
 
 NAMES = ("asymmetry", "concentration", "gini", "m20", "segment_area", "r50", "blue_colour", "red_colour",
          "colour_gradient")
@@ -279,15 +279,14 @@ def attach(workdir: Path, stats: np.ndarray, weight: float, chunk_rows: int = 16
              descriptions=np.array(DESCRIPTIONS), weight=weight)
     if weight > 0:
         learned = np.load(workdir / EMBEDDINGS, mmap_mode="r")
-        tmp = workdir / (EMBEDDINGS + ".partial")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(len(learned), learned.shape[1] + len(NAMES)))
-        for s in range(0, len(learned), chunk_rows):
-            out[s : s + chunk_rows] = combine(learned[s : s + chunk_rows],
-                                              to_normal(stats[s : s + chunk_rows], quantiles), weight)
-        out.flush()
-        del out, learned
-        tmp.replace(workdir / EMBEDDINGS)
+        with atomic_path(workdir / EMBEDDINGS) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                            shape=(len(learned), learned.shape[1] + len(NAMES)))
+            for s in range(0, len(learned), chunk_rows):
+                out[s : s + chunk_rows] = combine(learned[s : s + chunk_rows],
+                                                  to_normal(stats[s : s + chunk_rows], quantiles), weight)
+            out.flush()
+            del out, learned
     return {"statistics": list(NAMES), "weight": weight, "columns": len(NAMES) if weight > 0 else 0}
 
 

@@ -16,7 +16,7 @@ from embedder.augment import augment
 from embedder.encode import encode_array
 from embedder.model import Encoder
 from embedder.preprocess import to_model_input
-from embedder.store import Store
+from survey.store import Store
 from embedder.train import resolve_device, use_bf16
 
 

@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +21,13 @@ from torch import nn
 from tqdm import tqdm
 
 from embedder.augment import augment
+from embedder.config import TrainConfig
 from embedder.model import Encoder
 from embedder.objectives import METHODS, MoCo
 from embedder.pretext import pretext_columns, pretext_targets
 from embedder.preprocess import to_model_input
-from embedder.store import Store
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    method: str = "moco"  # moco | simclr
-    epochs: int = 12
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    temperature: float = 0.2
-    input_size: int = 32
-    width: int = 32
-    stem_stride: int = 1
-    queue_size: int = 4096  # MoCo negatives (capped below the survey size)
-    momentum: float = 0.99  # MoCo key-encoder EMA
-    pretext: str = ""  # "" = off, "auto" or comma-separated catalog columns
-    pretext_weight: float = 0.5
-    compile: bool = False
-    precision: str = "auto"  # auto | fp32 | bf16 (see ``use_bf16``)
-    seed: int = 0
-    device: str = "auto"
+from survey.store import Store
+from survey.workdir import atomic_path
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,9 +86,8 @@ def load_batches(images: np.ndarray, batches: list[np.ndarray], device: torch.de
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a killed job never leaves a half-written checkpoint
+    with atomic_path(path) as tmp:  # a killed job never leaves a half-written checkpoint
+        torch.save(state, tmp)
 
 
 def _resumable(settings: dict) -> dict:
@@ -115,13 +95,13 @@ def _resumable(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in ("device", "compile", "precision")}
 
 
-def build_objective(cfg: TrainConfig, bands: int, n: int) -> nn.Module:
+def build_objective(cfg: TrainConfig, bands: int, n: int, batch_size: int) -> nn.Module:
     encoder = Encoder(bands, cfg.width, cfg.stem_stride)
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     if cfg.method == "moco":
         # A queue longer than the survey would hold keys of the very galaxy being queried.
-        queue = max(cfg.batch_size, min(cfg.queue_size, n // 2))
+        queue = max(batch_size, min(cfg.queue_size, n // 2))
         return MoCo(encoder, cfg.temperature, queue_size=queue, momentum=cfg.momentum)
     return METHODS[cfg.method](encoder, cfg.temperature)
 
@@ -138,7 +118,9 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     if n < 2:
         raise ValueError(f"contrastive training needs at least 2 galaxies; the survey has {n}")
     bands = store.meta["shape"][0]
-    objective = build_objective(cfg, bands, n)
+    epochs = cfg.resolved_epochs(device.type)
+    batch_size = min(cfg.resolved_batch_size(device.type), n)
+    objective = build_objective(cfg, bands, n, batch_size)
     aux_names: list[str] = []
     targets = None
     if cfg.pretext:
@@ -147,9 +129,8 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     aux = nn.Linear(objective.encoder.dim, len(aux_names)) if aux_names else None
     params = [p for p in objective.parameters() if p.requires_grad] + (list(aux.parameters()) if aux else [])
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-4)
-    batch_size = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // batch_size)
-    total = cfg.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, steps_per_epoch)) * 0.5 * (1 + math.cos(math.pi * s / total))
     )
@@ -160,7 +141,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         if ckpt["config"]["in_channels"] != bands:
             raise ValueError(f"{out} was trained on {ckpt['config']['in_channels']} bands but this survey has {bands} "
                              f"({', '.join(store.bands)}); train afresh without --resume")
-        if _resumable(ckpt["config"].get("train", {})) != _resumable(asdict(cfg)):
+        if _resumable(ckpt["config"].get("train", {})) != _resumable(cfg.model_dump()):
             raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
         objective.load_state_dict(ckpt["objective"])
         if aux is not None:
@@ -177,8 +158,8 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     bf16 = use_bf16(device, cfg.precision)
     config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride,
               "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
-              "pretext_targets": aux_names, "train": asdict(cfg)}
-    for epoch in range(start_epoch, cfg.epochs):
+              "pretext_targets": aux_names, "train": cfg.model_dump()}
+    for epoch in range(start_epoch, epochs):
         # Seeded per epoch so that a resumed run draws exactly the batches an uninterrupted one would.
         g_data = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         g_aug = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + epoch + 1)
@@ -186,7 +167,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         losses, aux_losses, t0, seen = [], [], time.perf_counter(), 0
         batches = _batches(n, batch_size, g_data)
         bar = tqdm(zip(batches, load_batches(store.images, batches, device)), total=len(batches),
-                   desc=f"train {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress)
+                   desc=f"train {epoch + 1}/{epochs}", unit="batch", disable=not progress)
         for idx, x in bar:
             views = [to_model_input(augment(x, noise, g_aug), noise, cfg.input_size) for _ in range(2)]
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]

@@ -1,8 +1,6 @@
 """galsearch: one command for every job, from a demo survey to a served gallery.
 
-Workdir layout (``--workdir W``): ``store/`` (packed cutouts + catalog), ``model.pt`` (encoder checkpoint),
-``embeddings.npy`` + ``embedding_ids.npy`` + ``embeddings.json``, ``index.faiss`` + ``index_ids.npy`` +
-``manifest.json``, ``thumbs/`` (cached PNGs), ``galsearch.db`` (SQLite default), ``eval.json``.
+Every job reads and writes one workdir (``--workdir W``); ``survey.workdir`` names its files.
 """
 
 from __future__ import annotations
@@ -14,16 +12,11 @@ import time
 from pathlib import Path
 
 from galsearch.settings import Settings
-
-# Settings fields a subcommand may override from its flags.
-_OVERRIDABLE = ("workdir", "database_url", "host", "port", "seed", "device", "method", "epochs", "batch_size",
-                "learning_rate", "input_size", "width", "stem_stride", "pretext", "compile", "precision", "pca",
-                "morphometry_weight",
-                "index_type", "index_device", "index_max_memory_mb", "workers", "access_log")
-
+from survey.workdir import Workdir
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(**{k: v for k in _OVERRIDABLE if (v := getattr(args, k, None)) is not None})
+    """The settings, with every flag given that names one of them (a flag's dest is the field's name)."""
+    return Settings(**{k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None})
 
 
 def _log(msg: str) -> None:
@@ -40,8 +33,8 @@ def cmd_demo_survey(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from embedder.ingest import ingest
-    from embedder.store import REPORT
+    from survey.ingest import ingest
+    from survey.store import REPORT
 
     meta = ingest(Path(args.catalog), Path(args.out), **_ingest_options(args))
     _log(f"packed {meta['count']} cutouts {tuple(meta['shape'])} into {args.out}; skipped {meta['skipped']}, masked "
@@ -50,23 +43,18 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def _train(s: Settings, resume: bool) -> Path:
-    from embedder.store import Store
-    from embedder.train import TrainConfig, resolve_device, train
+    from embedder.config import TrainConfig
+    from embedder.train import train
+    from survey.store import Store
 
-    store = Store(s.workdir / "store")
+    store = Store(Workdir(s.workdir).store)
     if len(store) < s.min_train_cutouts:
         _log(f"warning: {len(store)} cutouts are too few to train an encoder on: below about {s.min_train_cutouts} "
              "one trained on the survey alone did no better than an untrained one on real SDSS surveys (README, "
              "'Small surveys'). Training anyway; to reuse an encoder trained on a larger survey with the same "
              "bands, build with --model OTHER_WORKDIR/model.pt")
-    device_type = resolve_device(s.device).type
-    cfg = TrainConfig(method=s.method, epochs=s.resolved_epochs(device_type),
-                      batch_size=s.resolved_batch_size(device_type), learning_rate=s.learning_rate,
-                      temperature=s.temperature, input_size=s.input_size, width=s.width, stem_stride=s.stem_stride,
-                      pretext=s.pretext, compile=s.compile, precision=s.precision, seed=s.seed,
-                      device=s.device)
     t0 = time.perf_counter()
-    path = train(store, s.workdir / "model.pt", cfg, resume=resume,
+    path = train(store, Workdir(s.workdir).model, s.part(TrainConfig), resume=resume,
                  on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
                                              f"{h['images_per_s']:.0f} images/s"))
     _log(f"trained encoder -> {path} in {time.perf_counter() - t0:.0f} s")
@@ -76,16 +64,17 @@ def _train(s: Settings, resume: bool) -> Path:
 def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -> None:
     """Encode the workdir's store; ``ray`` ("" for a local cluster, else its address) spreads it over Ray."""
     from embedder.encode import embed
-    from embedder.store import Store
+    from survey.store import Store
     from embedder.train import resolve_device
 
     t0 = time.perf_counter()
+    wd = Workdir(s.workdir)
     remote = None
     if ray is not None:
         from embedder.distributed import ray_encoder
 
-        remote = ray_encoder(s.workdir / "store", s.workdir / "model.pt", ray or None, actors=ray_actors)
-    out = embed(Store(s.workdir / "store"), s.workdir / "model.pt", s.workdir, resolve_device(s.device),
+        remote = ray_encoder(wd.store, wd.model, ray or None, actors=ray_actors)
+    out = embed(Store(wd.store), wd.model, s.workdir, resolve_device(s.device),
                 pca_dim=s.pca, encode_chunks=remote, morphometry_weight=s.morphometry_weight)
     _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
 
@@ -109,14 +98,15 @@ def cmd_add(args: argparse.Namespace) -> None:
     import tempfile
 
     from embedder.encode import embed_appended
-    from embedder.ingest import ingest
-    from embedder.store import Store, append
+    from survey.ingest import ingest
+    from survey.store import Store, append
     from embedder.train import resolve_device
     from index_builder import anomaly
     from index_builder.index import add
 
     s = _settings(args)
-    store_dir = s.workdir / "store"
+    wd = Workdir(s.workdir)
+    store_dir = wd.store
     if store_dir.is_symlink():
         raise ValueError(f"{store_dir} links to a packed survey elsewhere; build a workdir with a store of its own "
                          "before adding to it")
@@ -127,7 +117,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     if duplicates:
         _log(f"skipped {len(duplicates)} galaxies already in the survey (e.g. {', '.join(duplicates[:5])})")
     if added:
-        embed_appended(Store(store_dir), s.workdir / "model.pt", s.workdir, resolve_device(s.device), start)
+        embed_appended(Store(store_dir), wd.model, s.workdir, resolve_device(s.device), start)
         manifest = add(s.workdir, start)
         anomaly.build(s.workdir, s.seed, s.index_device)
         _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "
@@ -160,11 +150,11 @@ def _catalog_in(survey: Path) -> Path:
 def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None,
            model: Path | None = None) -> None:
     """ingest -> train (or adopt ``model``) -> embed -> index; a packed survey (has meta.json) is used in place."""
-    from embedder.ingest import ingest
-    from embedder.store import META
+    from survey.ingest import ingest
+    from survey.store import META
 
     s.workdir.mkdir(parents=True, exist_ok=True)
-    store = s.workdir / "store"
+    store = Workdir(s.workdir).store
     if (survey / META).exists():
         if store.resolve() != survey.resolve():
             store.unlink(missing_ok=True)
@@ -176,10 +166,10 @@ def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict
         _train(s, resume)
     else:
         from embedder.model import adopt
-        from embedder.store import Store
+        from survey.store import Store
 
         packed = Store(store)
-        cfg = adopt(model, packed.bands, packed.noise.tolist(), s.workdir / "model.pt")
+        cfg = adopt(model, packed.bands, packed.noise.tolist(), Workdir(s.workdir).model)
         _log(f"reusing the encoder in {model} (trained on {', '.join(cfg['adopted']['bands'] or ['?'])}) for "
              f"{', '.join(packed.bands)}")
     _embed(s)
@@ -221,12 +211,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from galsearch.evaluate import evaluate, write
+    from galsearch.eval.evaluate import evaluate, write
 
     s = _settings(args)
     label_col = args.label_col
     if label_col is None:  # the first --label-col given at ingest, else the demo survey's classes
-        meta = json.loads((s.workdir / "store" / "meta.json").read_text())
+        from survey.store import META
+
+        meta = json.loads((Workdir(s.workdir).store / META).read_text())
         label_col = (meta.get("label_columns") or ["morphology"])[0]
     result = evaluate(s.workdir, label_col=label_col, seed=s.seed, supervised=args.supervised,
                       supervised_epochs=args.supervised_epochs, device=s.device, figure=not args.no_figure,
@@ -286,7 +278,7 @@ def _ingest_flags(sp: argparse.ArgumentParser) -> None:
 
 
 def _ingest_options(args: argparse.Namespace) -> dict:
-    from embedder.catalogs import CatalogColumns
+    from survey.catalogs import CatalogColumns
 
     columns = CatalogColumns(id=args.id_col, file=args.file_col, hdu=args.hdu_col, ra=args.ra_col, dec=args.dec_col,
                              labels=tuple(args.label_col))

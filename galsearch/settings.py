@@ -1,86 +1,22 @@
-"""One typed settings object for every job and the server.
+"""The CLI's settings: every stage's own config type, composed into one object.
 
-Values come from (lowest to highest priority) the defaults below, ``GALSEARCH_*`` environment variables
-(``DATABASE_URL`` is also read unprefixed, as every PaaS and docker-compose set it), and CLI flags, which
-the CLI passes in as keyword overrides.
+Each stage owns the type of its knobs (``embedder.config.TrainConfig`` and ``EmbedConfig``,
+``index_builder.index.IndexConfig``, ``app.settings.ServerSettings``); this class only extends them all, so a knob
+is declared once and keeps one name as a field, a ``GALSEARCH_*`` environment variable and a CLI flag. Values
+come from (lowest to highest priority) the defaults, the environment, and the flags the CLI passes in.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from pydantic import BaseModel
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GALSEARCH_", extra="ignore", populate_by_name=True)
-
-    workdir: Path = Path("work/demo")
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("GALSEARCH_DATABASE_URL", "DATABASE_URL")
-    )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # One log line per request costs a busy server about a twentieth of its CPU; errors are logged either way.
-    access_log: bool = False
-
-    # training
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    method: str = "moco"  # moco | simclr (measured on the demo: MoCo 0.809 vs SimCLR 0.789 precision@10)
-    epochs: int | None = None  # None: epochs_cpu or epochs_gpu, whichever device trains
-    epochs_cpu: int = 12
-    epochs_gpu: int = 200  # a GPU trains ~50x faster: spend it on a longer schedule
-    batch_size: int | None = None  # None: batch_size_cpu or batch_size_gpu, whichever device trains
-    # A CPU's short schedule gets twice the optimiser steps from the same images/s at 128 (measured, 12 epochs,
-    # demo seeds 0 and 1: precision@10 0.832 -> 0.838 and 0.833 -> 0.838, #merger second expansion +0.02, +0.04).
-    batch_size_cpu: int = 128
-    batch_size_gpu: int = 256  # a GPU is busier with larger batches, and 200 epochs are steps enough
-    learning_rate: float = 2e-3
-    temperature: float = 0.2
-    input_size: int = 32  # the encoder sees cutouts resampled to this size (CPU throughput; see embedder/model.py)
-    width: int = 32
-    stem_stride: int = 1  # 2 lets a 64 px input cost about what a 32 px one does
-    # Below this many cutouts the encoder trained on the survey alone learns next to nothing (README, "Small
-    # surveys"): training still runs, with a warning that suggests reusing a larger survey's encoder (--model).
-    min_train_cutouts: int = 500
-    pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
-    compile: bool = False  # torch.compile the training step
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a GPU or a CPU with native bf16
-    pca: int = 0  # reduce embeddings to this many PCA components for search (0 = keep all)
-    # Share of a search distance given to classical morphometry (asymmetry, concentration, Gini, M20, size, colours; see
-    # embedder/morphometry.py), appended to the learned embedding; 0 searches the learned embedding alone.
-    # Measured on the demo survey: 0.7 lifts rare-class recall@50 (rings 0.28 -> 0.64, mergers 0.17 -> 0.28).
-    morphometry_weight: float = Field(default=0.7, ge=0, le=10)
-    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"  # auto: see index_builder/index.py's table
-    index_device: Literal["auto", "cpu", "cuda"] = "auto"  # where FAISS builds (GPU with the faiss GPU package)
-    index_max_memory_mb: int = 8192  # auto: raw vectors larger than this are compressed (IVF-PQ)
-    workers: int = 2
-
-    # serving
-    page_size: int = 48
-    max_k: int = 200
-    retrain_every: int = 10  # refit a researcher's anomaly ranking after this many new ratings
-    auth_token: str | None = Field(  # set: only holders of this token may write (tags, ratings); reads stay open
-        default=None, validation_alias=AliasChoices("GALSEARCH_AUTH", "GALSEARCH_AUTH_TOKEN"))
-    max_request_bytes: int = 1 << 20  # larger request bodies are refused (413)
-    anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
-
-    def resolved_epochs(self, device_type: str) -> int:
-        return _per_device(self.epochs, self.epochs_cpu, self.epochs_gpu, device_type)
-
-    def resolved_batch_size(self, device_type: str) -> int:
-        return _per_device(self.batch_size, self.batch_size_cpu, self.batch_size_gpu, device_type)
-
-    def resolved_database_url(self) -> str:
-        """SQLite inside the workdir unless a server database is configured."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.workdir / 'galsearch.db').resolve()}"
+from app.settings import ServerSettings
+from embedder.config import EmbedConfig, TrainConfig
 
 
-def _per_device(value: int | None, cpu: int, gpu: int, device_type: str) -> int:
-    """The value set, else the training device's default: a GPU's cheap steps buy a longer schedule."""
-    return value if value is not None else gpu if device_type == "cuda" else cpu
+class Settings(ServerSettings, TrainConfig, EmbedConfig):
+    workers: int = 2  # processes that draw the demo survey
+
+    def part(self, config: type[BaseModel]) -> BaseModel:
+        """The knobs of one stage's ``config`` type, as an instance of it (what the stage is handed)."""
+        return config.model_validate(self.model_dump(include=set(config.model_fields)))

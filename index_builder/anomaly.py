@@ -1,9 +1,8 @@
-"""Unsupervised anomaly scores, computed once at build time (``anomaly.npz`` in the workdir).
+"""The build stage of the unsupervised anomaly scores (``discovery.unsupervised``): computed once, after the
+index, and saved in the workdir (``anomaly.npz``) for the server.
 
-Two views of "unusual" that fail differently, combined by averaging their percentile ranks:
-- an isolation forest on a PCA of the embeddings (few random cuts isolate a galaxy unlike the rest);
-- the mean cosine distance to a galaxy's k nearest neighbours (a galaxy in an empty region of the embedding).
-The PCA coordinates are stored too: the active-learning model works in them (Walmsley et al. 2022).
+Their k-NN score needs every galaxy's nearest neighbours: found exactly on a small survey, through the survey's
+index on a large one, which keeps the stage linear in the survey size.
 """
 
 from __future__ import annotations
@@ -14,25 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
 
-from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
+from discovery.unsupervised import CHUNK, KNN, PCA_DIM, unsupervised_scores
 from embedder.morphometry import LearnedPart
 from index_builder.index import EXACT_MAX, drop_self, exact_knn, load as load_index
+from survey.workdir import ANOMALY, ANOMALY_INFO, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, atomic_path, write_text
 
-ANOMALY = "anomaly.npz"
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-PCA_DIM = 16
-FIT_MAX = 50_000
-KNN = 10
-CHUNK = 65_536
-
-
-def percentile(x: np.ndarray) -> np.ndarray:
-    """Rank of each value in [0, 1] (ties share their mean rank)."""
-    return ((rankdata(x) - 1) / max(1, len(x) - 1)).astype(np.float32)
 
 
 def _knn_similarities(vectors: np.ndarray, k: int, search: Search | None) -> np.ndarray:
@@ -49,22 +36,12 @@ def _knn_similarities(vectors: np.ndarray, k: int, search: Search | None) -> np.
     return out
 
 
-def unsupervised_scores(vectors: np.ndarray, seed: int = 0, pca_dim: int = PCA_DIM, knn: int = KNN,
-                        search: Search | None = None) -> dict:
-    """PCA coordinates plus isolation-forest, k-NN and combined scores (higher = more unusual) for every row."""
-    n = len(vectors)
-    rng = np.random.default_rng(seed)
-    fit = np.sort(rng.choice(n, min(n, FIT_MAX), replace=False))
-    dim = min(pca_dim, vectors.shape[1], len(fit))
-    pca = PCA(dim, random_state=seed).fit(np.asarray(vectors[fit], np.float32))
-    coords = np.concatenate([pca.transform(np.asarray(vectors[s : s + CHUNK], np.float32))
-                             for s in range(0, n, CHUNK)]).astype(np.float32)
-    forest = IsolationForest(n_estimators=200, random_state=seed).fit(coords[fit])
-    iforest = -np.concatenate([forest.score_samples(coords[s : s + CHUNK]) for s in range(0, n, CHUNK)])
-    knn_distance = (1.0 - _knn_similarities(vectors, min(knn, n - 1), search)).mean(1)
-    combined = (percentile(iforest) + percentile(knn_distance)) / 2
-    return {"pca": coords, "iforest": iforest.astype(np.float32), "knn_distance": knn_distance.astype(np.float32),
-            "combined": combined.astype(np.float32), "explained_variance": float(pca.explained_variance_ratio_.sum())}
+def score(vectors: np.ndarray, seed: int = 0, pca_dim: int = PCA_DIM, knn: int = KNN,
+          search: Search | None = None) -> dict:
+    """``discovery.unsupervised_scores`` of ``vectors``, their ``knn`` nearest neighbours found exactly or by
+    ``search``."""
+    return unsupervised_scores(vectors, _knn_similarities(vectors, min(knn, len(vectors) - 1), search), seed,
+                               pca_dim)
 
 
 def learned_part(workdir: Path, vectors: np.ndarray) -> np.ndarray | LearnedPart:
@@ -102,16 +79,14 @@ def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
         search = load_index(workdir, device=device).search
         if isinstance(vectors, LearnedPart):
             search = _rescored(search, vectors)
-    scores = unsupervised_scores(vectors, seed, search=search)
-    tmp = workdir / (ANOMALY + ".partial")
-    with open(tmp, "wb") as f:  # renamed into place whole: a server starting meanwhile never reads half a file
-        np.savez(f, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
-                                                             if isinstance(v, np.ndarray)})
-    tmp.replace(workdir / ANOMALY)
+    scores = score(vectors, seed, search=search)
+    with atomic_path(workdir / ANOMALY) as tmp:
+        np.savez(tmp, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
+                                                               if isinstance(v, np.ndarray)})
     summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),
                "explained_variance": round(scores["explained_variance"], 4),
                "seconds": round(time.perf_counter() - t0, 2)}
-    (workdir / "anomaly.json").write_text(json.dumps(summary, indent=2))
+    write_text(workdir / ANOMALY_INFO, json.dumps(summary, indent=2))
     return summary
 
 

@@ -26,11 +26,13 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
+from pydantic import BaseModel
 
-from embedder.files import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
+from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, INDEX, INDEX_IDS, MANIFEST, atomic_path, write_text
 
 EXACT_MAX = 100_000
 TARGET_RECALL = 0.95
@@ -38,10 +40,16 @@ RECALL_QUERIES = 1_000
 RECALL_K = 50
 REFINE_FACTORS = (2, 4, 8, 16)  # IVF-PQ over-fetch factors tried, smallest first
 MAX_MEMORY_MB = 8192  # auto: raw vectors above this go to IVF-PQ
-INDEX = "index.faiss"
-INDEX_IDS = "index_ids.npy"
-MANIFEST = "manifest.json"
 
+
+
+class IndexConfig(BaseModel):
+    """How the index is built and how much memory it may take when loaded (the CLI's and the server's settings
+    extend this type)."""
+
+    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"  # auto: see this module's table
+    index_device: Literal["auto", "cpu", "cuda"] = "auto"  # where FAISS builds (GPU with the faiss GPU package)
+    index_max_memory_mb: int = MAX_MEMORY_MB  # auto: raw vectors larger than this are compressed (IVF-PQ)
 
 class IndexMismatchError(RuntimeError):
     """The index on disk does not belong to these embeddings / this model."""
@@ -252,12 +260,11 @@ def build(workdir: Path, kind: str = "auto", seed: int = 0, device: str = "auto"
 
 def _save(workdir: Path, index: faiss.Index, ids: np.ndarray, manifest: dict) -> None:
     """Index and id map first, manifest last: a reader that finds a manifest finds the files it describes."""
-    faiss.write_index(index, str(workdir / (INDEX + ".tmp")))
-    np.save(workdir / (INDEX_IDS + ".tmp.npy"), ids)
-    (workdir / (INDEX + ".tmp")).replace(workdir / INDEX)
-    (workdir / (INDEX_IDS + ".tmp.npy")).replace(workdir / INDEX_IDS)
-    (workdir / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2))
-    (workdir / (MANIFEST + ".tmp")).replace(workdir / MANIFEST)
+    with atomic_path(workdir / INDEX) as tmp:
+        faiss.write_index(index, str(tmp))
+    with atomic_path(workdir / INDEX_IDS) as tmp:
+        np.save(tmp, ids)
+    write_text(workdir / MANIFEST, json.dumps(manifest, indent=2))
 
 
 @dataclass

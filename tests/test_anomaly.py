@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.active import RatingModel, rank
-from galsearch.anomaly_eval import simulate, simulated_ratings
-from index_builder.anomaly import percentile, unsupervised_scores
+from discovery.active_learning import RatingModel, rank
+from galsearch.eval.anomaly import simulate, simulated_ratings
+from discovery.unsupervised import percentile
+from index_builder.anomaly import score as unsupervised_scores
 
 
 def _survey(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,7 +98,7 @@ def test_fast_kernel_path_matches_the_direct_one_and_the_bound_holds() -> None:
 
 
 def test_best_first_variance_keeps_the_top_of_the_acquisition_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.active as active
+    import discovery.active_learning as active
 
     monkeypatch.setattr(active, "EXACT_TOP", 25)
     monkeypatch.setattr(active, "BOUND_STEP", 16)

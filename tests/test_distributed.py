@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from embedder.encode import embed
-from embedder.files import EMBED_PROGRESS
-from embedder.store import Store
+from survey.workdir import EMBED_PROGRESS
+from survey.store import Store
 from galsearch.cli import main as cli
 
 pytest.importorskip("ray")

@@ -12,7 +12,7 @@ from embedder.encode import dihedral_views, embed, encode_array
 from embedder.model import Encoder, ProjectionHead, load_encoder
 from embedder.morphometry import NAMES
 from embedder.preprocess import to_model_input
-from embedder.store import Store
+from survey.store import Store
 from embedder.objectives import MoCo, nt_xent
 from embedder.pretext import pretext_columns, pretext_targets
 from embedder.train import TrainConfig, train, use_bf16

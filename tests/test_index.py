@@ -85,9 +85,9 @@ def test_a_half_written_index_is_refused_not_served(workdir: Path, tmp_path: Pat
     (w / "manifest.json").write_text('{"dim": 6')
     with pytest.raises(IndexMismatchError, match="manifest is unreadable"):
         load(w)
-    (w / "index.faiss.tmp").write_bytes(b"partial")  # what a killed build leaves: ignored, then replaced
+    (w / "index.partial.faiss").write_bytes(b"partial")  # what a killed build leaves: ignored, then replaced
     build(w)
-    assert load(w).index.ntotal == len(np.load(w / "embeddings.npy")) and not (w / "index.faiss.tmp").exists()
+    assert load(w).index.ntotal == len(np.load(w / "embeddings.npy")) and not (w / "index.partial.faiss").exists()
 
 
 def test_missing_files_name_the_fix(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from embedder import ingest as ingest_module
-from embedder.catalogs import CatalogColumns, IngestError
-from embedder.ingest import ingest
-from embedder.store import Store
+from survey import ingest as ingest_module
+from survey.catalogs import CatalogColumns, IngestError
+from survey.ingest import ingest
+from survey.store import Store
 from galsearch.cli import main as cli
 
 BANDS = ("g", "r", "z")

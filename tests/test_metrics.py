@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galsearch.metrics import (
+from galsearch.eval.metrics import (
     label_subset,
     linear_probe,
     neighbour_scores,
@@ -71,7 +71,7 @@ def test_labelled_rows_skip_missing_labels_and_need_two_classes() -> None:
 
     from astropy.table import MaskedColumn, Table
 
-    from galsearch.evaluate import labelled_rows
+    from galsearch.eval.evaluate import labelled_rows
 
     col = MaskedColumn(["spiral", "", "smooth", "spiral", "x"], mask=[False, False, False, False, True])
     rows, labels = labelled_rows(SimpleNamespace(catalog=Table({"label": col})), "label")
@@ -87,7 +87,7 @@ def test_labelled_rows_skip_missing_labels_and_need_two_classes() -> None:
 
 
 def test_tag_expansion_reports_both_rounds_per_tag() -> None:
-    from galsearch.metrics import tag_classes, tag_expansion
+    from galsearch.eval.metrics import tag_classes, tag_expansion
 
     rng = np.random.default_rng(3)
     labels = np.repeat(np.array(["ring", "elliptical", "edge_on"]), [40, 400, 200])

@@ -16,7 +16,7 @@ from PIL import Image
 
 from app.main import create_app
 from app.thumbs import render_png
-from embedder.store import Store
+from survey.store import Store
 from embedder.model import adopt
 from galsearch.cli import main as cli
 from galsearch.settings import Settings

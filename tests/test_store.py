@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from embedder.catalogs import IngestError
-from embedder.ingest import ingest
-from embedder.store import Store
+from survey.catalogs import IngestError
+from survey.ingest import ingest
+from survey.store import Store
 
 
 @pytest.fixture()
@@ -124,7 +124,7 @@ def test_ingest_rejects_bad_options(survey_dir: Path, tmp_path: Path, kwargs: di
 
 
 def test_append_keeps_mixed_id_types_and_refuses_other_shapes(survey_dir: Path, tmp_path: Path) -> None:
-    from embedder.store import append
+    from survey.store import append
 
     ingest(survey_dir / "catalog.fits", tmp_path / "s", progress=False)
     cat = Table.read(survey_dir / "catalog.fits")[:3]
@@ -147,7 +147,7 @@ def test_parquet_catalog_with_its_own_column_names_and_image_folder(survey_dir: 
     from astropy.coordinates import SkyCoord
     import astropy.units as u
 
-    from embedder.catalogs import CatalogColumns
+    from survey.catalogs import CatalogColumns
 
     src = Table.read(survey_dir / "catalog.fits")[:6]
     sky = SkyCoord(src["ra"], src["dec"], unit="deg")
@@ -184,7 +184,7 @@ def test_png_and_jpeg_surveys_keep_their_own_pixels_for_display_across_parts_and
 
     from PIL import Image
 
-    from embedder.store import append
+    from survey.store import append
 
     rng = np.random.default_rng(0)
     originals = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.tags import normalise_tag, rank_candidates
+from discovery.tag_expansion import normalise_tag, rank_candidates
 
 
 @pytest.mark.parametrize("raw,tag", [("#diffuse", "#diffuse"), (" Diffuse ", "#diffuse"), ("edge-on", "#edge-on"),

@@ -55,7 +55,7 @@ def normalise_tag(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Ranking:
+class CandidateRanking:
     rows: np.ndarray  # candidate rows in the store, in the order proposed
     scores: np.ndarray  # similarity (cosine) or classifier probability
     method: str  # "diverse" (few members) | "similarity" | "classifier"
@@ -107,7 +107,7 @@ def _percentile(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
-                    seed: int = 0) -> Ranking:
+                    seed: int = 0) -> CandidateRanking:
     """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``."""
     positives, negatives = np.unique(positives), np.unique(negatives)
     if len(positives) == 0:
@@ -117,10 +117,10 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
     if len(positives) < MIN_PER_CLASS:
         rows, top = _top(similarity, decided, DIVERSITY_POOL * k)
         pick = _spread(vectors, rows, top, k)
-        return Ranking(rows[pick], top[pick], "diverse")
+        return CandidateRanking(rows[pick], top[pick], "diverse")
     if len(negatives) < MIN_PER_CLASS:
         rows, top = _top(similarity, decided, k)
-        return Ranking(rows, top, "similarity")
+        return CandidateRanking(rows, top, "similarity")
     rng = np.random.default_rng(seed)
     undecided = np.setdiff1d(np.arange(len(vectors)), decided)
     background = np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
@@ -134,4 +134,4 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
     order = (CLASSIFIER_SHARE * _percentile(confidence, rng)
              + (1 - CLASSIFIER_SHARE) * _percentile(similarity, rng))
     rows, _ = _top(order, decided, k)
-    return Ranking(rows, confidence[rows], "classifier")
+    return CandidateRanking(rows, confidence[rows], "classifier")

@@ -106,7 +106,7 @@ def linear_probe(vectors: np.ndarray, labels: np.ndarray, seed: int,
 
 def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], seed: int, seeds_per_tag: int = 5,
                   k: int = 50, decisions: int = 20) -> dict[str, dict[str, float]]:
-    """Simulate tagging one galaxy of each class and expanding the tag twice (see ``app.tags``).
+    """Simulate tagging one galaxy of each class and expanding the tag twice (see ``discovery.tag_expansion``).
 
     Round 1 ranks from ONE member; a researcher who knows the truth then accepts or rejects the top
     ``decisions`` candidates, and round 2 ranks again without them. Both report precision@k of the proposed
@@ -114,7 +114,7 @@ def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], s
     still undecided, so a small class has a ceiling below 1 (``round2_ceiling_at_k``: its members left after
     round 1's accepts, over k) that a good first round lowers: it tells a weak ranking from an exhausted class.
     """
-    from app.tags import normalise_tag, rank_candidates
+    from discovery.tag_expansion import normalise_tag, rank_candidates
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.active import rank
+from discovery.active_learning import rank
 
 CHECKPOINTS = (0, 50, 100, 200)
 TOP = 100

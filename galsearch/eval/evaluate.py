@@ -29,11 +29,11 @@ from embedder.encode import encode_array
 from embedder.morphometry import to_normal
 from embedder.model import Encoder, load_encoder
 from embedder.preprocess import to_model_input
-from embedder.store import Store
+from survey.store import Store
 from embedder.supervised import predict, train_supervised
-from galsearch.anomaly_eval import simulate as simulate_anomaly_search
-from galsearch.figures import anomaly_figure, eval_figure
-from galsearch.metrics import (
+from galsearch.eval.anomaly import simulate as simulate_anomaly_search
+from galsearch.eval.figures import anomaly_figure, eval_figure
+from galsearch.eval.metrics import (
     LABEL_FRACTIONS,
     label_subset,
     linear_probe,
@@ -42,8 +42,8 @@ from galsearch.metrics import (
     tag_classes,
     tag_expansion,
 )
-from embedder.files import EMBEDDING_IDS, EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE
-from index_builder.anomaly import learned_part, unsupervised_scores
+from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, Workdir, write_text
+from index_builder.anomaly import learned_part, score as unsupervised_scores
 
 PCA_FIT_MAX = 20_000
 FIGURE = "eval.png"
@@ -127,12 +127,11 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
              supervised_epochs: int = 30, device: str = "auto", figure: bool = True, map_method: str = "auto",
              progress: bool = True) -> dict:
     t0 = time.perf_counter()
-    workdir = Path(workdir)
-    store = Store(workdir / "store")
+    workdir = Workdir.of(workdir)
+    store = Store(workdir.store)
+    workdir.check_aligned(store.ids)
     rows, labels = labelled_rows(store, label_col)
     emb = np.load(workdir / EMBEDDINGS, mmap_mode="r")
-    if not np.array_equal(np.load(workdir / EMBEDDING_IDS), store.ids):
-        raise ValueError("embeddings are not aligned with the store; re-run `galsearch embed`")
     anomaly = "interesting" in store.catalog.colnames
     stages = ["learned", "pixel PCA", "untrained encoder", *(["supervised"] if supervised else []),
               "morphometry", "tag expansion", *(["anomaly search"] if anomaly else []), *(["figure"] if figure else [])]
@@ -148,7 +147,7 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
     stage("pixel PCA")
     baselines = {"pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed)}
     stage("untrained encoder")
-    _, cfg = load_encoder(workdir / "model.pt")
+    _, cfg = load_encoder(workdir.model)
     torch.manual_seed(seed)
     untrained = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
     random_vecs = encode_array(untrained, store.images[rows], np.asarray(cfg["noise"]), cfg["input_size"],
@@ -187,6 +186,6 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
 
 
 def write(result: dict, workdir: Path) -> Path:
-    path = Path(workdir) / "eval.json"
-    path.write_text(json.dumps(result, indent=2))
+    path = Workdir.of(workdir).eval_result
+    write_text(path, json.dumps(result, indent=2))
     return path

@@ -17,6 +17,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from survey.workdir import atomic_path
+
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
@@ -189,20 +191,19 @@ def concat_fits(parts: list[Path], out: Path) -> int:
         template[n].unit = first[n].unit
     header = fits.table_to_hdu(template).header
     header["NAXIS2"] = rows
-    tmp = out.with_name(out.name + ".partial")
-    tmp.unlink(missing_ok=True)  # a new file: the stream writes an empty primary HDU first
-    stream = fits.StreamingHDU(tmp, header)
-    try:
-        for p in parts:
-            part = Table.read(p)
-            cast = Table({n: _cast(part, n, kinds[n]) for n in first.colnames})
-            raw = fits.table_to_hdu(cast).data.view(np.ndarray)  # FITS layout, native byte order in memory
-            if raw.dtype.itemsize != header["NAXIS1"]:
-                raise IngestError(f"catalog part {p.name} does not match the packed catalog's columns")
-            stream.write(np.frombuffer(raw.astype(raw.dtype.newbyteorder(">")).tobytes(), dtype=np.uint8))
-    finally:
-        stream.close()
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        tmp.unlink(missing_ok=True)  # a new file: the stream writes an empty primary HDU first
+        stream = fits.StreamingHDU(tmp, header)
+        try:
+            for p in parts:
+                part = Table.read(p)
+                cast = Table({n: _cast(part, n, kinds[n]) for n in first.colnames})
+                raw = fits.table_to_hdu(cast).data.view(np.ndarray)  # FITS layout, native byte order in memory
+                if raw.dtype.itemsize != header["NAXIS1"]:
+                    raise IngestError(f"catalog part {p.name} does not match the packed catalog's columns")
+                stream.write(np.frombuffer(raw.astype(raw.dtype.newbyteorder(">")).tobytes(), dtype=np.uint8))
+        finally:
+            stream.close()
     return rows
 
 

@@ -17,9 +17,10 @@ re-ranking a million galaxies stays interactive. With no rating yet, both orders
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -31,10 +32,11 @@ EXACT_TOP = 2_000  # galaxies whose acquisition order is exact (the next to rate
 BOUND_STEP = 8_192  # galaxies whose exact variance is computed per step of the best-first search
 CHUNK = 65_536
 MAX_RATING = 5
+TOP = 100  # the survey-wide top a researcher is shown
 
 
 @dataclass(frozen=True)
-class Ranking:
+class AnomalyRanking:
     expected: np.ndarray  # per galaxy: its rating if rated, else the predicted rating (or unsupervised score)
     order: np.ndarray  # the best EXACT_TOP rows by ``expected``, best first (ties, e.g. predictions capped at 5,
     # broken by the raw prediction)
@@ -184,14 +186,14 @@ METHODS = ("gaussian_process", "neighbour_score")
 
 
 def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float = KAPPA,
-         seed: int = 0, method: str = "gaussian_process") -> Ranking:
+         seed: int = 0, method: str = "gaussian_process") -> AnomalyRanking:
     """Rank the whole survey from the ratings given so far (``rows`` rated ``ratings``) with ``method``."""
     if method not in METHODS:
         raise ValueError(f"unknown anomaly method {method!r}; choose one of {', '.join(METHODS)}")
     rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
     prior = np.asarray(prior, np.float32)
     if len(rows) == 0:
-        return Ranking(expected=prior.copy(), order=np.argsort(-prior, kind="stable")[:EXACT_TOP],
+        return AnomalyRanking(expected=prior.copy(), order=np.argsort(-prior, kind="stable")[:EXACT_TOP],
                        acquisition=prior.copy(),
                        method="unsupervised")
     base = _prior_line(prior, rows, ratings)
@@ -206,5 +208,38 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     raw[rows] = ratings
     top = np.argpartition(-expected, min(EXACT_TOP, len(expected)) - 1)[:EXACT_TOP]  # sorting all costs more
     order = top[np.lexsort((-raw[top], -expected[top]))]
-    return Ranking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
+    return AnomalyRanking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
                    method=method)
+
+
+@dataclass
+class ResearcherFit:
+    ranking: AnomalyRanking
+    ratings_at_fit: int
+    top: list[int]
+
+
+@dataclass
+class AnomalyRanker:
+    """The unsupervised scores plus each researcher's latest fitted ranking."""
+
+    coords: np.ndarray  # PCA coordinates of the embeddings, row-aligned with the store
+    prior: np.ndarray  # unsupervised anomaly score per row
+    retrain_every: int
+    method: str = "gaussian_process"  # or "neighbour_score"
+    fits: dict[str, ResearcherFit] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self, who: str, rows: np.ndarray, ratings: np.ndarray, force: bool = False) -> tuple[ResearcherFit, dict]:
+        """The researcher's ranking, refitted if forced, never fitted, or ``retrain_every`` ratings old."""
+        with self.lock:
+            fit = self.fits.get(who)
+            stale = fit is None or force or abs(len(rows) - fit.ratings_at_fit) >= self.retrain_every
+            if not stale:
+                return fit, {}
+            ranking = rank(self.coords, self.prior, rows, ratings, method=self.method)
+            top = ranking.order[:TOP].tolist()
+            before = set(fit.top) if fit else set(top)
+            self.fits[who] = new = ResearcherFit(ranking, len(rows), top)
+        change = {"entered_top_100": len(set(top) - before), "left_top_100": len(before - set(top))}
+        return new, change

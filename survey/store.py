@@ -1,7 +1,7 @@
 """The packed survey store: every good cutout in one ``.npy`` memmap, plus the catalog rows aligned with it.
 
 Training and encoding read thousands of cutouts per second; opening one FITS extension per galaxy cannot keep
-up, so ``embedder.ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32),
+up, so ``survey.ingest`` reads the survey once and writes ``images.npy`` (N, bands, H, W float32),
 ``catalog.fits`` (the ingested rows, in the same order), ``meta.json`` (bands, shape, per-band noise) and
 ``ingest_report.csv`` (every skipped record and why, and every kept one whose non-finite pixels were masked).
 A PNG/JPEG survey also keeps a display copy of each cutout (``display.bin``, the encoded images end to end, and
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +22,8 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.utils.metadata import MergeConflictError
 
-from embedder.catalogs import IngestError
+from survey.catalogs import IngestError
+from survey.workdir import atomic_path, write_text
 
 IMAGES = "images.npy"
 CATALOG = "catalog.fits"
@@ -95,21 +97,18 @@ def copy_rows(dst: np.ndarray, at: int, src: np.ndarray, rows: np.ndarray | None
 
 
 def write_display_offsets(store_dir: Path, sizes: np.ndarray) -> None:
-    np.save(Path(store_dir) / DISPLAY_OFFSETS, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    with atomic_path(Path(store_dir) / DISPLAY_OFFSETS) as tmp:
+        np.save(tmp, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
 
 
-def _append_display(old: Store, new: Store, keep: np.ndarray) -> bool:
-    """Write the display copies of ``old`` then ``new``'s ``keep`` rows to a partial file; False (and nothing
-    written) unless both keep display copies."""
-    if old._display is None or new._display is None:
-        return False
+def _append_display(old: Store, new: Store, keep: np.ndarray, to: Path) -> None:
+    """Write the display copies of ``old`` then ``new``'s ``keep`` rows to ``to``."""
     blob, offsets = new._display
-    with (old.root / (DISPLAY + ".partial")).open("wb") as dst:
+    with to.open("wb") as dst:
         with (old.root / DISPLAY).open("rb") as src:
             shutil.copyfileobj(src, dst)
         for row in keep:
             dst.write(blob[offsets[row] : offsets[row + 1]].tobytes())
-    return True
 
 
 def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
@@ -125,12 +124,6 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
     duplicate = np.isin(new.ids, old.ids)
     keep = np.flatnonzero(~duplicate)
     n_old, n = len(old), len(old) + len(keep)
-    tmp = Path(store_dir) / (IMAGES + ".partial")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *old.meta["shape"]))
-    copy_rows(out, 0, old.images)
-    copy_rows(out, n_old, new.images, rows=keep)
-    out.flush()
-    del out
     parts = [old.catalog, new.catalog[keep]]
     if parts[0]["id"].dtype.kind != parts[1]["id"].dtype.kind:  # e.g. integer ids, then text ones: keep them all
         parts = [t.copy() for t in parts]
@@ -140,15 +133,20 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
         catalog = vstack(parts, join_type="outer", metadata_conflicts="silent")
     except MergeConflictError as exc:
         raise IngestError(f"the new catalog's columns do not match the survey's: {exc}") from exc
-    catalog.write(Path(store_dir) / (CATALOG + ".partial"), format="fits", overwrite=True)
-    display = _append_display(old, new, keep)
-    if display:
-        sizes = np.concatenate([np.diff(old._display[1]), np.diff(new._display[1])[keep]])
-    tmp.replace(Path(store_dir) / IMAGES)
-    (Path(store_dir) / (CATALOG + ".partial")).replace(Path(store_dir) / CATALOG)
-    if display:
-        write_display_offsets(store_dir, sizes)
-        (Path(store_dir) / (DISPLAY + ".partial")).replace(Path(store_dir) / DISPLAY)
+    display = old._display is not None and new._display is not None  # kept only where both keep display copies
+    # Every file is written in full before any replaces the old one (on leaving the block).
+    with ExitStack() as files:
+        images = files.enter_context(atomic_path(Path(store_dir) / IMAGES))
+        out = np.lib.format.open_memmap(images, mode="w+", dtype=np.float32, shape=(n, *old.meta["shape"]))
+        copy_rows(out, 0, old.images)
+        copy_rows(out, n_old, new.images, rows=keep)
+        out.flush()
+        del out
+        catalog.write(files.enter_context(atomic_path(Path(store_dir) / CATALOG)), format="fits", overwrite=True)
+        if display:
+            _append_display(old, new, keep, files.enter_context(atomic_path(Path(store_dir) / DISPLAY)))
+            write_display_offsets(store_dir, np.concatenate([np.diff(old._display[1]),
+                                                             np.diff(new._display[1])[keep]]))
     meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep), "display": display}
-    (Path(store_dir) / META).write_text(json.dumps(meta, indent=2))
+    write_text(Path(store_dir) / META, json.dumps(meta, indent=2))
     return len(keep), [str(i) for i in new.ids[duplicate]]

@@ -1,4 +1,4 @@
-"""``ingest``: read a survey (catalog + cutouts) once and pack it into a store (see ``embedder.store``).
+"""``ingest``: read a survey (catalog + cutouts) once and pack it into a store (see ``survey.store``).
 
 The catalog is read a chunk of rows at a time and each chunk is packed into a part (its good cutouts in a
 ``.npy`` memmap, its rows as a FITS table, its skipped records, its noise estimates) under ``DIR/.ingest/``;
@@ -10,7 +10,7 @@ A repeated id keeps its first usable row; bad records (missing file, unreadable 
 or bands) are skipped and listed in ``ingest_report.csv`` with the reason; one bad file never stops an ingest.
 ``crop`` keeps the central fraction of each cutout and ``size`` resamples it (area-averaged), so large images
 can be packed at the resolution the encoder uses. PNG/JPEG cutouts also leave a display copy of the same field at
-up to ``DISPLAY_MAX`` px (see ``embedder.store``), since the stored cutout is too small and too re-scaled to show.
+up to ``DISPLAY_MAX`` px (see ``survey.store``), since the stored cutout is too small and too re-scaled to show.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from astropy.table import Table
 from PIL import Image
 from tqdm import tqdm
 
-from embedder.catalogs import (
+from survey.catalogs import (
     SERVABLE_ID,
     SERVABLE_ID_RULE,
     CatalogColumns,
@@ -37,8 +37,9 @@ from embedder.catalogs import (
     read_chunks,
     write_fits,
 )
-from embedder.readers import CutoutReader
-from embedder.store import CATALOG, DISPLAY, IMAGES, META, REPORT, copy_rows, write_display_offsets
+from survey.readers import CutoutReader
+from survey.store import CATALOG, DISPLAY, IMAGES, META, REPORT, copy_rows, write_display_offsets
+from survey.workdir import atomic_path, write_text
 
 PARTS = ".ingest"
 CHUNK_ROWS = 4096
@@ -109,9 +110,7 @@ class _Parts:
         return [(int(p.stem.split("-")[1]), json.loads(p.read_text())) for p in found]
 
     def commit(self, i: int, summary: dict) -> None:
-        tmp = self.path(i, ".json.partial")
-        tmp.write_text(json.dumps(summary))
-        tmp.replace(self.path(i, ".json"))
+        write_text(self.path(i, ".json"), json.dumps(summary))
 
 
 class _Packer:
@@ -226,23 +225,22 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
         raise IngestError(f"no usable cutout in {catalog_path}; see {report}")
     count = sum(s["kept"] for _, s in with_rows)
     shape, bands, raster = tuple(with_rows[0][1]["shape"]), with_rows[0][1]["bands"], with_rows[0][1]["raster"]
-    tmp = out / (IMAGES + ".partial")
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, *shape))
-    at, sigmas = 0, []
-    step = max(1, count // NOISE_SAMPLE)
-    for i, s in with_rows:
-        part = np.load(parts.path(i, ".npy"), mmap_mode="r")
-        copy_rows(images, at, part[: s["kept"]])  # the part's memmap was sized for every row of its chunk
-        sigmas.append(np.load(parts.path(i, ".sigma.npy"))[::step])
-        at += s["kept"]
-    images.flush()
-    del images
-    concat_fits([parts.path(i, ".fits") for i, _ in with_rows], out / CATALOG)
-    display = all(s.get("display") for _, s in with_rows)
-    if display:
-        _join_display([parts.path(i, f".{DISPLAY}") for i, _ in with_rows],
-                      [np.load(parts.path(i, ".display_sizes.npy")) for i, _ in with_rows], out)
-    tmp.replace(out / IMAGES)
+    with atomic_path(out / IMAGES) as tmp:  # the images land last: a store with them is complete
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, *shape))
+        at, sigmas = 0, []
+        step = max(1, count // NOISE_SAMPLE)
+        for i, s in with_rows:
+            part = np.load(parts.path(i, ".npy"), mmap_mode="r")
+            copy_rows(images, at, part[: s["kept"]])  # the part's memmap was sized for every row of its chunk
+            sigmas.append(np.load(parts.path(i, ".sigma.npy"))[::step])
+            at += s["kept"]
+        images.flush()
+        del images
+        concat_fits([parts.path(i, ".fits") for i, _ in with_rows], out / CATALOG)
+        display = all(s.get("display") for _, s in with_rows)
+        if display:
+            _join_display([parts.path(i, f".{DISPLAY}") for i, _ in with_rows],
+                          [np.load(parts.path(i, ".display_sizes.npy")) for i, _ in with_rows], out)
     meta = {
         "count": count,
         "shape": list(shape),
@@ -256,7 +254,7 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
         "raster": raster,
         "display": display,
     }
-    (out / META).write_text(json.dumps(meta, indent=2))
+    write_text(out / META, json.dumps(meta, indent=2))
     shutil.rmtree(parts.root)
     return meta
 
@@ -281,12 +279,11 @@ def display_copy(pixels: np.ndarray, crop: float, file: str) -> bytes | None:
 
 def _join_display(blobs: list[Path], sizes: list[np.ndarray], out: Path) -> None:
     """The parts' display copies end to end in the store's display file, with each row's offset."""
-    with (out / (DISPLAY + ".partial")).open("wb") as dst:
+    with atomic_path(out / DISPLAY) as tmp, tmp.open("wb") as dst:
         for blob in blobs:
             with blob.open("rb") as src:
                 shutil.copyfileobj(src, dst)
-    write_display_offsets(out, np.concatenate(sizes))
-    (out / (DISPLAY + ".partial")).replace(out / DISPLAY)
+        write_display_offsets(out, np.concatenate(sizes))
 
 
 def _index(value) -> int | None:

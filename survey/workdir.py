@@ -1,0 +1,116 @@
+"""A workdir: the one folder every job of a survey reads from and writes to, named in one place.
+
+Each stage leaves its files here for the next (ingest -> train -> embed -> index -> serve, and eval beside them),
+so the names, the check that two stages' outputs describe the same galaxies, and the way a file is written are
+shared here rather than repeated in each stage. The packed store (``store/``) is a folder of its own format
+(``survey.store``): it may be a packed survey elsewhere, linked in.
+
+Every file is written whole or not at all (``atomic_path``): a server starting while a job runs, or a job killed
+half-way, never leaves a half-written file where a reader looks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Embedder
+EMBEDDINGS = "embeddings.npy"  # (N, dim) float32, L2-normalised: what the index searches
+EMBEDDING_IDS = "embedding_ids.npy"  # (N,) ids aligned with the rows of EMBEDDINGS
+EMBEDDING_INFO = "embeddings.json"  # model checksum, dim, count, TTA, PCA
+EMBEDDINGS_FULL = "embeddings_full.npy"  # the encoder's full-dimension vectors, kept when PCA reduces EMBEDDINGS
+PCA_FILE = "pca.npz"  # mean, components and explained variance of that reduction
+EMBED_PROGRESS = "embeddings.progress.json"  # rows already encoded, for a resumed job
+MORPHOMETRY = "morphometry.npy"  # (N, 9) float32: embedder/morphometry.NAMES (NaN: unmeasured)
+MORPHOMETRY_FILE = "morphometry.npz"  # their names, units, survey quantiles and the weight they have in EMBEDDINGS
+# Index builder
+INDEX = "index.faiss"
+INDEX_IDS = "index_ids.npy"
+MANIFEST = "manifest.json"
+ANOMALY = "anomaly.npz"  # unsupervised anomaly scores and the PCA coordinates the rating model works in
+ANOMALY_INFO = "anomaly.json"
+
+
+class WorkdirMismatchError(RuntimeError):
+    """Two stages' files in a workdir describe different galaxies (one was rebuilt without the other)."""
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """Where each stage's files live in one workdir; ``Workdir.of`` takes a plain path too (notebooks, the CLI)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, where: Workdir | Path | str) -> Workdir:
+        return where if isinstance(where, Workdir) else cls(Path(where))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    @property
+    def store(self) -> Path:
+        """The packed cutouts and catalogue (``survey.store``)."""
+        return self.root / "store"
+
+    @property
+    def model(self) -> Path:
+        """The encoder checkpoint."""
+        return self.root / "model.pt"
+
+    @property
+    def thumbs(self) -> Path:
+        """The server's cache of rendered thumbnails."""
+        return self.root / "thumbs"
+
+    @property
+    def database(self) -> Path:
+        """The SQLite database (tags, ratings) when no server database is configured."""
+        return self.root / "galsearch.db"
+
+    @property
+    def eval_result(self) -> Path:
+        return self.root / "eval.json"
+
+    def embedding_ids(self) -> np.ndarray:
+        return np.load(self.root / EMBEDDING_IDS).astype(str)
+
+    def check_aligned(self, ids: np.ndarray, what: str = "store") -> None:
+        """Raise unless the embeddings are the rows of ``ids`` (the store's, usually) in the same order."""
+        if not np.array_equal(self.embedding_ids(), np.asarray(ids).astype(str)):
+            raise WorkdirMismatchError(f"embeddings in {self.root} are not aligned with its {what}; re-run "
+                                       "`galsearch embed`")
+
+
+@contextmanager
+def atomic_path(path: Path, shared: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write, renamed over ``path`` once the block ends without error.
+
+    The temporary name keeps ``path``'s extension (numpy and astropy pick a format by it) and is removed if the
+    block fails. A job's is always the same, so the next run overwrites what a killed one left; ``shared`` files
+    (written by any of a server's workers at once) carry the process id, so two writers never share one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}{f'.{os.getpid()}' if shared else ''}.partial{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """``path`` holds ``text``, written whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
