@@ -6,7 +6,7 @@ N ?= 5000
 SEED ?= 0
 WORKDIR ?= work/demo
 
-.PHONY: install demo build test browser-deps eval clean
+.PHONY: install demo build lint test browser-deps eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ eval: install
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: install browser-deps
+# Imports run one way (the contracts in pyproject.toml) and the style checks pass, before any test runs.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+
+test: lint browser-deps
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 ERROR_REGION = "#errors"  # base.html's error region, where htmx swaps error partials
@@ -55,3 +58,27 @@ class ErrorResponder:
                                                    headers=headers)
         return self.templates.TemplateResponse(request, "error.html", {**self.common, **context},
                                                status_code=status, headers=headers)
+
+
+def install_handlers(app: FastAPI, errors: ErrorResponder, failure_headers: Mapping[str, str]) -> None:
+    """Every refusal and failure of ``app`` answered by ``errors``; ``failure_headers`` go on an unexpected
+    failure's answer, which no middleware sees."""
+
+    @app.exception_handler(StarletteHTTPException)
+    def _refused(request: Request, exc: StarletteHTTPException) -> Response:
+        return errors(request, exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        given = [f" (got {e['input']!r:.80})" if isinstance(e.get("input"), str | int | float) else ""
+                 for e in exc.errors()]
+        message = "invalid request: " + "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}{g}"
+                                                  for d, g in zip(details, given))
+        return errors(request, 422, message, detail=details)
+
+    @app.exception_handler(Exception)
+    def _failed(request: Request, exc: Exception) -> Response:
+        # Starlette calls this outside every middleware and re-raises afterwards, so the server logs the traceback.
+        return errors(request, 500, f"the server failed on this request ({type(exc).__name__}); its log has the "
+                                    "details", failure_headers)

@@ -24,15 +24,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from starlette.requests import cookie_parser
+from starlette.requests import Request, cookie_parser
 
-from app.errors import ErrorResponder, wants_html
+from app.errors import ErrorResponder
 
 CSRF_COOKIE = "galsearch_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -171,37 +167,3 @@ def _replay(messages: list[dict], receive):
         return pending.pop(0) if pending else await receive()
 
     return replayed
-
-
-def register_sign_in_routes(app: FastAPI, templates: Jinja2Templates, token: str | None, common: dict) -> None:
-    """``/login``: a browser trades the access token for an HttpOnly cookie (only when GALSEARCH_AUTH is set)."""
-
-    def enabled() -> str:
-        if not token:
-            raise HTTPException(404, "access control is off: anyone may write (set GALSEARCH_AUTH to require a token)")
-        return token
-
-    @app.get(LOGIN_PATH, response_class=HTMLResponse, summary="Sign-in form (when writes need the access token)")
-    def login_form(request: Request) -> HTMLResponse:
-        enabled()
-        return templates.TemplateResponse(request, "login.html", {**common, "error": None})
-
-    @app.post(LOGIN_PATH, summary="Sign in with the access token: sets the sign-in cookie")
-    def login(request: Request, token_given: Annotated[str, Form(alias="token", max_length=512)]) -> Response:
-        expected = enabled()
-        if not token_matches(token_given, expected):
-            if wants_html(request.headers):
-                return templates.TemplateResponse(request, "login.html", {**common, "error": "wrong token"},
-                                                  status_code=401)
-            raise HTTPException(401, "wrong token")
-        resp: Response = RedirectResponse("/", status_code=303) if wants_html(request.headers) else JSONResponse(
-            {"signed_in": True})
-        resp.set_cookie(AUTH_COOKIE, auth_cookie_value(expected), max_age=30 * 86400, httponly=True,
-                        samesite="strict")
-        return resp
-
-    @app.post("/logout", summary="Sign out (drops the sign-in cookie)")
-    def logout() -> JSONResponse:
-        resp = JSONResponse({"signed_in": False})
-        resp.delete_cookie(AUTH_COOKIE)
-        return resp

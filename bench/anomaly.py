@@ -1,6 +1,6 @@
 """Benchmark: how long re-ranking the whole survey takes after a rating (the anomaly page's retrain).
 
-    python bench/anomaly.py --n 100000 1000000 --ratings 200 --json
+    python -m bench.anomaly --n 100000 1000000 --ratings 200 --json
 
 Synthetic PCA coordinates (the ranking's cost does not depend on what they show) and a synthetic rater.
 Reports, per survey size: the Gaussian-process fit on the ratings (``fit_s``), an exact mean and standard
@@ -11,21 +11,14 @@ fit, mean everywhere, exact deviation only where it can change the top; what a r
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import json
+import time
 
-# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
-# http package: the repository root takes its place.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from discovery.active_learning import RatingModel, rank  # noqa: E402
-from discovery.unsupervised import PCA_DIM  # noqa: E402
+from discovery.active_learning import RatingModel, rank
+from discovery.unsupervised import PCA_DIM
 
 
 def run(n: int, ratings: int, dim: int, repeat: int, seed: int = 0) -> dict:

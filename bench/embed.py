@@ -1,6 +1,6 @@
 """Benchmark: contrastive training, encoding and morphometry throughput of the embedder on CPU or GPU.
 
-    python bench/embed.py --n 4096 --epochs 2 --device auto --json
+    python -m bench.embed --n 4096 --epochs 2 --device auto --json
 
 Uses a packed store given by ``--store`` or builds a synthetic one of ``--n`` noisy elliptical blobs (content does
 not change throughput). Prints a table, or one JSON object with ``--json``.
@@ -8,27 +8,21 @@ not change throughput). Prints a table, or one JSON object with ``--json``.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import tempfile
+import time
 from pathlib import Path
 
-# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
-# http package: the repository root takes its place.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.report import print_result  # noqa: E402
-from embedder.encode import embed, encode_array  # noqa: E402
-from embedder.model import load_encoder  # noqa: E402
-from embedder.morphometry import measure_store  # noqa: E402
-from survey.store import CATALOG, IMAGES, META, Store  # noqa: E402
-from embedder.train import TrainConfig, resolve_device, train  # noqa: E402
+from bench.report import print_result
+from embedder.encode import embed, encode_array
+from embedder.model import load_encoder
+from embedder.morphometry import measure_store
+from embedder.train import TrainConfig, resolve_device, train
+from survey.store import CATALOG, IMAGES, META, Store
 
 
 def synthetic_store(folder: Path, n: int, bands: int, size: int, seed: int = 0) -> Store:

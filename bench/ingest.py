@@ -1,6 +1,6 @@
 """Benchmark: ingest throughput and peak memory on a FITS survey far larger than one chunk.
 
-    python bench/ingest.py --n 30000 --json
+    python -m bench.ingest --n 30000 --json
 
 Writes ``--n`` noisy 3-band cutouts as the demo survey lays them out (files of 1,000 image HDUs, a FITS catalog),
 then times ``galsearch ingest`` on them in a child process and samples its resident memory, which should stay
@@ -11,23 +11,20 @@ Prints a table, or one JSON object with ``--json``.
 
 from __future__ import annotations
 
+import argparse
+import json
+import resource
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/ (see bench/embed.py)
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from astropy.io import fits  # noqa: E402
-from astropy.table import Table  # noqa: E402
-
-from bench.report import print_result  # noqa: E402
+from bench.report import print_result
 
 PER_FILE = 1000
 

@@ -1,6 +1,6 @@
 """Benchmark: build time, memory, recall@50 and single-query latency of the index galsearch would build.
 
-    python bench/search.py --n 1000000 --json
+    python -m bench.search --n 1000000 --json
 
 Synthetic but survey-like embeddings (``bench/synthetic.py``: a Gaussian mixture of ``--clusters`` centres).
 The index is chosen and tuned exactly as
@@ -12,24 +12,16 @@ with the FAISS GPU package. ``filters`` compares the two ways to restrict a sear
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import resource
+import time
 
-# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
-# http package: the repository root takes its place.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import faiss
+import numpy as np
 
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import time  # noqa: E402
-
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench.report import print_result  # noqa: E402
-from bench.synthetic import mixture  # noqa: E402
-from index_builder.index import MAX_MEMORY_MB, RECALL_K, filter_params, make_index, search  # noqa: E402
-
+from bench.report import print_result
+from bench.synthetic import mixture
+from index_builder.index import MAX_MEMORY_MB, RECALL_K, filter_params, make_index, search
 
 FILTER_FRACTIONS = (0.5, 0.1, 0.01)
 OVERFETCH_MARGIN = 1.5  # over-fetch k / fraction * this many hits, then keep the allowed ones

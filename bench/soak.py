@@ -1,7 +1,7 @@
 """Soak: no acknowledged write is lost when the server is SIGKILLed mid-stream or when 20 clients write at once.
 
-    python bench/soak.py --workdir work/demo --json
-    python bench/soak.py --workdir work/demo --seconds 60 --kills 5 --json \\
+    python -m bench.soak --workdir work/demo --json
+    python -m bench.soak --workdir work/demo --seconds 60 --kills 5 --json \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Both scenarios drive the real server (``galsearch serve`` in its own process on 127.0.0.1) the way the gallery
@@ -20,27 +20,23 @@ The run's names carry a random prefix, so a shared database is only added to, ne
 
 from __future__ import annotations
 
-import sys
+import argparse
+import csv
+import io
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # see bench/http.py: the repository root, not bench/
+import httpx
+import numpy as np
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import secrets  # noqa: E402
-import sqlite3  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench.http import free_port, start_server  # noqa: E402
+from bench.serving import free_port, start_server
 
 Key = tuple[str, str, str]  # ("rating", galaxy, who) or ("tag", tag, galaxy)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
-from survey.store import CATALOG, IMAGES, META
 from index_builder import anomaly, index
+from survey.store import CATALOG, IMAGES, META
+from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
 
 CHUNK = 100_000
 CUTOUT = (1, 8, 8)  # the server only reads cutouts to draw thumbnails: their size does not change its work

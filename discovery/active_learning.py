@@ -208,8 +208,8 @@ def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.nd
     raw[rows] = ratings
     top = np.argpartition(-expected, min(EXACT_TOP, len(expected)) - 1)[:EXACT_TOP]  # sorting all costs more
     order = top[np.lexsort((-raw[top], -expected[top]))]
-    return AnomalyRanking(expected=expected.astype(np.float32), order=order, acquisition=acquisition.astype(np.float32),
-                   method=method)
+    return AnomalyRanking(expected=expected.astype(np.float32), order=order,
+                          acquisition=acquisition.astype(np.float32), method=method)
 
 
 @dataclass
@@ -230,7 +230,8 @@ class AnomalyRanker:
     fits: dict[str, ResearcherFit] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def current(self, who: str, rows: np.ndarray, ratings: np.ndarray, force: bool = False) -> tuple[ResearcherFit, dict]:
+    def current(self, who: str, rows: np.ndarray, ratings: np.ndarray,
+                force: bool = False) -> tuple[ResearcherFit, dict]:
         """The researcher's ranking, refitted if forced, never fitted, or ``retrain_every`` ratings old."""
         with self.lock:
             fit = self.fits.get(who)

@@ -20,7 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from embedder import morphometry
+from embedder.model import Encoder, load_encoder
+from embedder.preprocess import to_model_input
 from survey.checksum import file_sha256
+from survey.store import Store, copy_rows
 from survey.workdir import (
     EMBED_PROGRESS,
     EMBEDDING_IDS,
@@ -31,10 +35,6 @@ from survey.workdir import (
     atomic_path,
     write_text,
 )
-from embedder import morphometry
-from embedder.model import Encoder, load_encoder
-from embedder.preprocess import to_model_input
-from survey.store import Store, copy_rows
 
 CHUNK_ROWS = 16_384
 PCA_FIT_MAX = 50_000

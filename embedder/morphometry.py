@@ -24,8 +24,8 @@ from scipy import ndimage
 from scipy.special import ndtri
 from tqdm import tqdm
 
-from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, atomic_path
 from survey.store import Store
+from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, atomic_path
 
 NAMES = ("asymmetry", "concentration", "gini", "m20", "segment_area", "r50", "blue_colour", "red_colour",
          "colour_gradient")

@@ -16,8 +16,8 @@ from embedder.augment import augment
 from embedder.encode import encode_array
 from embedder.model import Encoder
 from embedder.preprocess import to_model_input
-from survey.store import Store
 from embedder.train import resolve_device, use_bf16
+from survey.store import Store
 
 
 def train_supervised(store: Store, rows: np.ndarray, labels: np.ndarray, arch: dict, epochs: int = 30,

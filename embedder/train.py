@@ -24,8 +24,8 @@ from embedder.augment import augment
 from embedder.config import TrainConfig
 from embedder.model import Encoder
 from embedder.objectives import METHODS, MoCo
-from embedder.pretext import pretext_columns, pretext_targets
 from embedder.preprocess import to_model_input
+from embedder.pretext import pretext_columns, pretext_targets
 from survey.store import Store
 from survey.workdir import atomic_path
 

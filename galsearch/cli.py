@@ -14,6 +14,7 @@ from pathlib import Path
 from galsearch.settings import Settings
 from survey.workdir import Workdir
 
+
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings, with every flag given that names one of them (a flag's dest is the field's name)."""
     return Settings(**{k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None})
@@ -64,8 +65,8 @@ def _train(s: Settings, resume: bool) -> Path:
 def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -> None:
     """Encode the workdir's store; ``ray`` ("" for a local cluster, else its address) spreads it over Ray."""
     from embedder.encode import embed
-    from survey.store import Store
     from embedder.train import resolve_device
+    from survey.store import Store
 
     t0 = time.perf_counter()
     wd = Workdir(s.workdir)
@@ -98,11 +99,11 @@ def cmd_add(args: argparse.Namespace) -> None:
     import tempfile
 
     from embedder.encode import embed_appended
-    from survey.ingest import ingest
-    from survey.store import Store, append
     from embedder.train import resolve_device
     from index_builder import anomaly
     from index_builder.index import add
+    from survey.ingest import ingest
+    from survey.store import Store, append
 
     s = _settings(args)
     wd = Workdir(s.workdir)
@@ -191,9 +192,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from survey.generator import VERSION, generate
-
     from astropy.table import Table
+
+    from survey.generator import VERSION, generate
 
     s = _settings(args)
     out = Path(args.out)

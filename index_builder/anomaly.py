@@ -16,7 +16,8 @@ import numpy as np
 
 from discovery.unsupervised import CHUNK, KNN, PCA_DIM, unsupervised_scores
 from embedder.morphometry import LearnedPart
-from index_builder.index import EXACT_MAX, drop_self, exact_knn, load as load_index
+from index_builder.index import EXACT_MAX, drop_self, exact_knn
+from index_builder.index import load as load_index
 from survey.workdir import ANOMALY, ANOMALY_INFO, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, atomic_path, write_text
 
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]

@@ -32,7 +32,16 @@ import faiss
 import numpy as np
 from pydantic import BaseModel
 
-from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, INDEX, INDEX_IDS, MANIFEST, atomic_path, write_text
+from survey.workdir import (
+    EMBEDDING_IDS,
+    EMBEDDING_INFO,
+    EMBEDDINGS,
+    INDEX,
+    INDEX_IDS,
+    MANIFEST,
+    atomic_path,
+    write_text,
+)
 
 EXACT_MAX = 100_000
 TARGET_RECALL = 0.95

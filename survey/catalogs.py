@@ -66,8 +66,8 @@ class CatalogColumns:
             table.rename_column(theirs, canonical)
         table["id"] = np.char.strip(np.asarray(table["id"]).astype(str))
         if "ra" in table.colnames and "dec" in table.colnames and table["ra"].dtype.kind in "US":
-            from astropy.coordinates import SkyCoord
             import astropy.units as u
+            from astropy.coordinates import SkyCoord
 
             try:
                 sky = SkyCoord(np.asarray(table["ra"]).astype(str), np.asarray(table["dec"]).astype(str),

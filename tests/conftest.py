@@ -55,7 +55,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         if os.environ.get("GALSEARCH_REQUIRE_POSTGRES"):  # CI: PostgreSQL is tested for real, never skipped
             pytest.fail(message)
         pytest.skip(message)
-    from app.db import Base
+    from app.db.models import Base
 
     engine = create_engine(POSTGRES_URL)
     Base.metadata.drop_all(engine)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from discovery.active_learning import RatingModel, rank
-from galsearch.eval.anomaly import simulate, simulated_ratings
 from discovery.unsupervised import percentile
+from galsearch.eval.anomaly import simulate, simulated_ratings
 from index_builder.anomaly import score as unsupervised_scores
 
 

@@ -125,7 +125,9 @@ def test_openapi_documents_routes(client: TestClient) -> None:
 def test_database_holds_the_catalog(workdir: Path, database_url: str, catalog: Table) -> None:
     from sqlalchemy import func, select
 
-    from app.db import Galaxy, init_db, make_engine, sync_galaxies
+    from app.db.engine import init_db, make_engine
+    from app.db.galaxies import sync_galaxies
+    from app.db.models import Galaxy
 
     sessions = init_db(make_engine(database_url))
     ids = np.asarray(catalog["id"]).astype(str)

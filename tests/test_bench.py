@@ -1,45 +1,50 @@
-"""The benchmarks run as scripts (``python bench/x.py``) and print the JSON their docs promise."""
+"""The benchmarks run as modules (``python -m bench.x``) and print the JSON their docs promise."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(script: str, *args: str) -> object:
-    out = subprocess.run([sys.executable, str(BENCH / script), *args, "--json"], capture_output=True, text=True,
-                         timeout=300, check=True)
+def _bench(name: str, *args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m bench.<name> ARGS`` as the README runs it, from anywhere (the repository root on the path)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", f"bench.{name}", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def _run(name: str, *args: str) -> object:
+    out = _bench(name, *args, "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
 
 def test_search_benchmark_reports_recall_and_latency() -> None:
-    r = _run("search.py", "--n", "3000", "--queries", "20", "--index-type", "ivf", "--dim", "16")
+    r = _run("search", "--n", "3000", "--queries", "20", "--index-type", "ivf", "--dim", "16")
     assert r["index_type"] == "IndexIVFFlat" and r["recall_at_50"] >= 0.95
     assert {"p50_ms", "p99_ms", "build_s"} <= set(r) and r["p50_ms"] <= r["p99_ms"]
 
 
 def test_anomaly_benchmark_times_a_rerank() -> None:
-    (r,) = _run("anomaly.py", "--n", "3000", "--ratings", "50", "--repeat", "1")
+    (r,) = _run("anomaly", "--n", "3000", "--ratings", "50", "--repeat", "1")
     assert r["n"] == 3000 and r["rerank_s"] > 0
 
 
-@pytest.mark.parametrize("script", ["embed.py", "http.py"])
-def test_benchmarks_with_torch_or_httpx_import_cleanly(script: str) -> None:
-    # bench/http.py is named like the standard library's http package; no script may pick it up by mistake.
-    out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
-                         timeout=120)
+@pytest.mark.parametrize("name", ["embed", "serving"])
+def test_benchmarks_with_torch_or_httpx_import_cleanly(name: str) -> None:
+    out = _bench(name, "--help", timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_http_benchmark_serves_a_synthetic_survey(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(BENCH / "http.py"), "--synthetic", "1500", "--n", "40", "--json"],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = _bench("serving", "--synthetic", "1500", "--n", "40", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout)
     assert r["server"]["galaxies"] == 1500 and r["server"]["index_type"] == "IndexFlatIP"
@@ -49,6 +54,6 @@ def test_http_benchmark_serves_a_synthetic_survey(tmp_path: Path) -> None:
 
 
 def test_ingest_benchmark_reports_throughput_and_memory() -> None:
-    r = _run("ingest.py", "--n", "1500", "--size", "32")
+    r = _run("ingest", "--n", "1500", "--size", "32")
     assert r["count"] == 1500 and r["galaxies_per_s"] > 0
     assert 0 < r["peak_anon_mb"] <= r["peak_rss_mb"]

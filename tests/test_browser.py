@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import assert_clean, serving, watched_page
 from playwright.sync_api import expect
 
 from app.main import create_app
 from galsearch.settings import Settings
-from conftest import assert_clean, serving, watched_page
 
 pytestmark = pytest.mark.browser
 

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
+from conftest import serving
 from PIL import Image
 from playwright.sync_api import expect
 
 from app.main import create_app
-from conftest import serving
 from galsearch.cli import main as cli
 from galsearch.settings import Settings
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from embedder.encode import embed
-from survey.workdir import EMBED_PROGRESS
-from survey.store import Store
 from galsearch.cli import main as cli
+from survey.store import Store
+from survey.workdir import EMBED_PROGRESS
 
 pytest.importorskip("ray")
 

@@ -11,11 +11,11 @@ from embedder.augment import add_noise, augment, psf_blur, redden, rotate_flip_s
 from embedder.encode import dihedral_views, embed, encode_array
 from embedder.model import Encoder, ProjectionHead, load_encoder
 from embedder.morphometry import NAMES
-from embedder.preprocess import to_model_input
-from survey.store import Store
 from embedder.objectives import MoCo, nt_xent
+from embedder.preprocess import to_model_input
 from embedder.pretext import pretext_columns, pretext_targets
 from embedder.train import TrainConfig, train, use_bf16
+from survey.store import Store
 
 
 def _galaxy_batch(b: int = 4) -> torch.Tensor:

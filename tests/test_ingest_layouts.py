@@ -12,11 +12,11 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from galsearch.cli import main as cli
 from survey import ingest as ingest_module
 from survey.catalogs import CatalogColumns, IngestError
 from survey.ingest import ingest
 from survey.store import Store
-from galsearch.cli import main as cli
 
 BANDS = ("g", "r", "z")
 

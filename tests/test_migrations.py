@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, insert, select
 
-from app.db import BASELINE, Base, Rating, init_db, migrate, schema_revision
+from app.db.engine import BASELINE, init_db, migrate, schema_revision
+from app.db.models import Base, Rating
 
 
 def test_a_fresh_database_migrates_to_the_models_schema(database_url: str) -> None:

@@ -16,10 +16,10 @@ from PIL import Image
 
 from app.main import create_app
 from app.thumbs import render_png
-from survey.store import Store
 from embedder.model import adopt
 from galsearch.cli import main as cli
 from galsearch.settings import Settings
+from survey.store import Store
 
 GZ2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz2-spirals"
 

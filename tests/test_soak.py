@@ -1,4 +1,5 @@
-"""Durability and concurrency against the real server process, on SQLite (WAL) and PostgreSQL (bench/soak.py)."""
+"""Durability and concurrency against the real server process, on SQLite (WAL) and PostgreSQL
+(``python -m bench.soak``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sigkill_loses_no_acknowledged_write_and_20_clients_race_cleanly(workdir: Path, database_url: str) -> None:
-    out = subprocess.run([sys.executable, str(SOAK), "--workdir", str(workdir), "--database-url", database_url,
+    out = subprocess.run([sys.executable, "-m", "bench.soak", "--workdir", str(workdir), "--database-url", database_url,
                           "--seconds", "2", "--kills", "2", "--clients", "6", "--concurrent", "20", "--json"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout)
     kill, busy = r["kill"], r["concurrency"]

@@ -144,8 +144,8 @@ def test_append_keeps_mixed_id_types_and_refuses_other_shapes(survey_dir: Path, 
 
 def test_parquet_catalog_with_its_own_column_names_and_image_folder(survey_dir: Path, tmp_path: Path) -> None:
     """A user's catalog: other column names, sexagesimal coordinates, cutouts in a separate folder, a repeated id."""
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     from survey.catalogs import CatalogColumns
 

@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection ``app.db.migrate`` hands over, or on ``sqlalchemy.url``.
+"""Alembic environment: migrations run on the connection ``app.db.engine.migrate`` hands over, or on ``sqlalchemy.url``.
 
 SQLite alters tables by copying them (``render_as_batch``), so one migration script serves SQLite and PostgreSQL.
 """
@@ -6,7 +6,7 @@ SQLite alters tables by copying them (``render_as_batch``), so one migration scr
 from alembic import context
 from sqlalchemy import create_engine
 
-from app.db import Base
+from app.db.models import Base
 
 
 def run() -> None:

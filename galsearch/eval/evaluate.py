@@ -26,10 +26,9 @@ from sklearn.decomposition import PCA
 from tqdm import tqdm
 
 from embedder.encode import encode_array
-from embedder.morphometry import to_normal
 from embedder.model import Encoder, load_encoder
+from embedder.morphometry import to_normal
 from embedder.preprocess import to_model_input
-from survey.store import Store
 from embedder.supervised import predict, train_supervised
 from galsearch.eval.anomaly import simulate as simulate_anomaly_search
 from galsearch.eval.figures import anomaly_figure, eval_figure
@@ -42,8 +41,10 @@ from galsearch.eval.metrics import (
     tag_classes,
     tag_expansion,
 )
+from index_builder.anomaly import learned_part
+from index_builder.anomaly import score as unsupervised_scores
+from survey.store import Store
 from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, Workdir, write_text
-from index_builder.anomaly import learned_part, score as unsupervised_scores
 
 PCA_FIT_MAX = 20_000
 FIGURE = "eval.png"

@@ -1,7 +1,7 @@
 """Benchmark: the real server (uvicorn in its own process) under 1, 8 and 32 concurrent clients.
 
-    python bench/http.py --workdir work/demo --n 400 --json
-    python bench/http.py --synthetic 1000000 --json     # a built 10^6-galaxy workdir, made in work/bench-1000000
+    python -m bench.serving --workdir work/demo --n 400 --json
+    python -m bench.serving --synthetic 1000000 --json     # a built 10^6-galaxy workdir, made in work/bench-1000000
 
 For each route (``/galaxies/{id}/similar?k=50``, a gallery page, a thumbnail) and each concurrency level, ``--n``
 requests over random galaxies/pages are spread over that many client connections; reported: p50/p99 latency and
@@ -12,26 +12,21 @@ server's start-up time is reported too.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-# Run as a file, this folder heads the import path, where bench/http.py would shadow the standard library's
-# http package: the repository root takes its place.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import httpx
+import numpy as np
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench.synthetic import workdir as synthetic_workdir  # noqa: E402
+from bench.synthetic import workdir as synthetic_workdir
 
 LEVELS = (1, 8, 32)
 

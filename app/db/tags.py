@@ -1,4 +1,4 @@
-"""Reading and writing tags: who tagged what, decisions on proposals, and exports astronomers can load.
+"""The tags repository: who tagged what, and decisions on proposals.
 
 Every write is one upsert per (tag, galaxy) so that deciding twice updates the row instead of duplicating it,
 also when two researchers decide at the same moment (the loser of the race retries as an update).
@@ -6,24 +6,16 @@ also when two researchers decide at the same moment (the loser of the race retri
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 
-import numpy as np
-from astropy.table import Table
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import Galaxy, Tag, TagAssignment, upsert
-from app.measures import Measures
+from app.db.engine import upsert
+from app.db.models import Tag, TagAssignment
 
 MEMBER = ("positive", "accepted")
 DECISIONS = {"accept": "accepted", "reject": "rejected"}
-EXPORT_FORMATS = {
-    "csv": ("ascii.csv", "text/csv", "csv"),
-    "fits": ("fits", "application/fits", "fits"),
-    "votable": ("votable", "application/x-votable+xml", "xml"),
-}
 
 
 def _tag(s: Session, name: str, create: bool) -> Tag | None:
@@ -87,51 +79,3 @@ def all_tags(sessions: sessionmaker[Session]) -> list[dict]:
         out.setdefault(name, Counter())[status] += n
     return [{"tag": name, "members": c["positive"] + c["accepted"], "rejected": c["rejected"]}
             for name, c in sorted(out.items())]
-
-
-def export(sessions: sessionmaker[Session], name: str, fmt: str,
-           measures: Measures | None = None) -> tuple[bytes, str, str] | None:
-    """The tag's members as a CSV, FITS or VOTable file: (content, media type, file extension), with each
-    member's morphometry where the survey has it; None for a tag no galaxy carries or was decided on."""
-    rows = assignments(sessions, name)
-    if not rows:
-        return None
-    members = [r for r in rows if r.status in MEMBER]
-    with sessions() as s:
-        galaxies = {g.id: g for g in s.scalars(select(Galaxy).where(Galaxy.id.in_([r.galaxy_id for r in members])))}
-    table = Table(
-        {
-            "id": [r.galaxy_id for r in members],
-            "ra": np.array([coord(galaxies.get(r.galaxy_id), "ra") for r in members], float),
-            "dec": np.array([coord(galaxies.get(r.galaxy_id), "dec") for r in members], float),
-            "tag": [name] * len(members),
-            "source": ["human" if r.status == "positive" else "accepted proposal" for r in members],
-            "score": np.array([np.nan if r.score is None else r.score for r in members], float),
-            "who": [r.who for r in members],
-            "updated": [r.updated_at.isoformat() for r in members],
-        },
-        meta={"TAG": name, "ORIGIN": "galsearch"},
-    )
-    table["ra"].unit = table["dec"].unit = "deg"
-    if measures is not None:
-        measures.add_columns(table, [g.row if (g := galaxies.get(r.galaxy_id)) else None for r in members])
-    _, media, ext = EXPORT_FORMATS[fmt]
-    return table_bytes(table, fmt), media, ext
-
-
-def table_bytes(table: Table, fmt: str) -> bytes:
-    """``table`` written as a CSV, FITS or VOTable file, in memory."""
-    writer = EXPORT_FORMATS[fmt][0]
-    if fmt == "csv":  # astropy's text writers want a text stream
-        text = io.StringIO()
-        table.write(text, format=writer)
-        return text.getvalue().encode()
-    buf = io.BytesIO()
-    table.write(buf, format=writer)
-    return buf.getvalue()
-
-
-def coord(g: Galaxy | None, attr: str) -> float:
-    """A galaxy's RA or Dec for a table column: NaN where unknown."""
-    value = getattr(g, attr, None) if g is not None else None
-    return np.nan if value is None else value

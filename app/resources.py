@@ -1,0 +1,111 @@
+"""Everything the server opens once at start-up, in one typed object (``app.state.resources``).
+
+The index, the store and the database are opened here, checked against each other, and shared by every route;
+what the hottest routes need (a galaxy's row and coordinates, a gallery page, its look-alikes) is answered from
+memory, never from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import HTTPException
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.engine import init_db, make_engine
+from app.db.galaxies import sync_galaxies
+from app.filters import catalog_mask
+from app.measures import Measures
+from app.settings import ServerSettings
+from app.sky import SkyIndex
+from app.thumbs import ThumbnailCache
+from app.views import Views
+from discovery.active_learning import AnomalyRanker
+from index_builder.anomaly import load as load_anomaly_scores
+from index_builder.index import SearchIndex
+from index_builder.index import load as load_index
+from survey.checksum import file_sha256
+from survey.store import Store
+from survey.workdir import Workdir
+
+
+@dataclass
+class Resources:
+    settings: ServerSettings
+    store: Store
+    index: SearchIndex
+    ranker: AnomalyRanker  # the unsupervised scores and each researcher's fitted anomaly ranking
+    measures: Measures | None  # classical morphometry per store row, where the embedder measured it
+    sessions: sessionmaker[Session]
+    thumbs: ThumbnailCache
+    sky: SkyIndex
+    views: Views
+    ra: np.ndarray  # degrees per store row, NaN where unknown
+    dec: np.ndarray
+
+    @classmethod
+    def open(cls, settings: ServerSettings) -> Resources:
+        workdir = Workdir(settings.workdir)
+        store = Store(workdir.store)
+        index = load_index(workdir.root, file_sha256(workdir.model) if workdir.model.exists() else None,
+                           max_memory_mb=settings.index_max_memory_mb)
+        workdir.check_aligned(store.ids)
+        anomaly = load_anomaly_scores(workdir.root, store.ids)
+        sessions = init_db(make_engine(settings.resolved_database_url()))
+        sync_galaxies(sessions, store.catalog, store.ids)
+        ra, dec = (np.asarray(store.catalog[c], float) if c in store.catalog.colnames
+                   else np.full(len(store), np.nan) for c in ("ra", "dec"))
+        sky = SkyIndex(ra, dec)
+        views = Views({"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
+                       "auth": bool(settings.auth_token), "max_k": settings.max_k, "raster": store.raster,
+                       "has_sky": len(sky.rows) > 0})
+        return cls(settings=settings, store=store, index=index,
+                   ranker=AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every,
+                                        settings.anomaly_method),
+                   measures=Measures.load(workdir.root, len(store)), sessions=sessions,
+                   thumbs=ThumbnailCache(workdir.thumbs, store), sky=sky, views=views, ra=ra, dec=dec)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The embeddings, row-aligned with the store (memory-mapped once by the index loader)."""
+        return self.index.vectors
+
+    def row(self, galaxy_id: str) -> int:
+        """The galaxy's store row; 404 for an id the survey does not hold."""
+        row = self.index.row_of.get(galaxy_id)
+        if row is None:
+            raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
+        return row
+
+    def coords(self, galaxy_id: str) -> dict:
+        row = self.index.row_of[galaxy_id]
+        return {"id": galaxy_id, "ra": float(self.ra[row]) if np.isfinite(self.ra[row]) else None,
+                "dec": float(self.dec[row]) if np.isfinite(self.dec[row]) else None}
+
+    def page(self, page: int) -> list[dict]:
+        """One gallery page in survey order."""
+        size = self.settings.page_size
+        return [self.coords(str(self.index.ids[r])) for r in range((page - 1) * size, min(len(self.store),
+                                                                                          page * size))]
+
+    def next_page(self, page: int) -> int | None:
+        return page + 1 if page * self.settings.page_size < len(self.store) else None
+
+    def look_alikes(self, galaxy_id: str, k: int, where: list[str] | None = None,
+                    distinct_arcsec: float | None = None) -> tuple[dict, list[dict]]:
+        """The query's coordinates and its ``k`` look-alikes meeting every ``where`` condition, without repeated
+        detections closer than ``distinct_arcsec`` to the query or a better look-alike."""
+        row = self.row(galaxy_id)
+        try:
+            allowed = catalog_mask(self.store.catalog, where) if where else None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        # Dropping repeated detections needs spare hits: fetch twice as many, keep the first k distinct ones.
+        hits = self.index.similar(galaxy_id, 2 * k if distinct_arcsec else k, allowed)
+        if distinct_arcsec:
+            keep = set(self.sky.distinct(row, [self.index.row_of[g] for g, _ in hits], distinct_arcsec))
+            hits = [h for h in hits if self.index.row_of[h[0]] in keep][:k]
+        results = [{**self.coords(gid), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
+                   for gid, sim in hits]
+        return self.coords(galaxy_id), results

@@ -1,0 +1,98 @@
+"""Anomaly discovery: the ranking, rating galaxies 0-5, retraining, exporting ratings.
+
+Each researcher has their own ratings and so their own ranking (``discovery.active_learning.AnomalyRanker``): it
+is refitted when they press retrain and automatically every ``retrain_every`` ratings, and kept in memory between.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from app.db import ratings as ratings_repo
+from app.db.galaxies import galaxies_at, galaxies_by_id
+from app.deps import ID_PATTERN, KnownGalaxy, Researcher, Survey, known_galaxy
+from app.exports import ExportFormat, ratings_table, table_response
+from app.resources import Resources
+
+router = APIRouter(tags=["anomalies"])
+PANELS = "_anomaly_panels.html"  # what rating and retraining refresh
+
+
+class RatingIn(BaseModel):
+    id: str = Field(pattern=ID_PATTERN, description="galaxy id")
+    rating: int = Field(ge=0, le=5, strict=True, description="0 = boring or an artifact ... 5 = fascinating")
+
+
+def _view(survey: Resources, who: str, n: int, force: bool = False) -> dict:
+    """The researcher's top ``TOP`` and the ``n`` galaxies to rate next, none of them rated or in that top."""
+    mine = ratings_repo.ratings_of(survey.sessions, who)
+    known = galaxies_by_id(survey.sessions, list(mine))
+    ids = [i for i in mine if i in known]
+    fit, change = survey.ranker.current(who, np.array([known[i].row for i in ids], int),
+                                        np.array([mine[i].rating for i in ids], float), force)
+    r = fit.ranking
+    # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
+    rated = {known[i].row for i in ids}
+    shown = set(fit.top)
+    order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated) + len(shown)]
+    to_rate = galaxies_at(survey.sessions, [int(x) for x in order if int(x) not in rated and int(x) not in shown][:n])
+    top = galaxies_at(survey.sessions, fit.top)
+    if r.method != "unsupervised":
+        message = f"ranked by {r.method.replace('_', ' ')} on {fit.ratings_at_fit} ratings"
+    elif mine:
+        message = "ranked by the unsupervised score until the next retrain"
+    else:
+        message = ("no ratings yet: ranked by the unsupervised score (isolation forest + k-NN distance); "
+                   "rate galaxies and retrain")
+    return {"who": who, "method": r.method, "message": message, "ratings": len(mine), **change,
+            "to_rate": [{"id": g.id, "ra": g.ra, "dec": g.dec, "score": float(r.acquisition[g.row])}
+                        for g in to_rate],
+            "top": [{"id": g.id, "ra": g.ra, "dec": g.dec, "expected": float(r.expected[g.row]),
+                     "rating": mine[g.id].rating if g.id in mine else None} for g in top]}
+
+
+def _respond(request: Request, survey: Resources, data: dict, page: str | None = None,
+             fragment: str | None = None) -> Response:
+    if survey.views.wants_html(request):
+        return survey.views.render(request, page, data, fragment=fragment)
+    return JSONResponse(data)
+
+
+@router.get("/anomalies", summary="The anomaly ranking: galaxies to rate next, and the current top")
+def anomalies(request: Request, survey: Survey, who: Researcher,
+              n: Annotated[int, Query(ge=1, le=200)] = 24) -> Response:
+    return _respond(request, survey, _view(survey, who, n), page="anomalies.html")
+
+
+@router.post("/anomalies/ratings", summary="Rate a galaxy 0-5 (rating it again changes the rating)")
+def rate(request: Request, survey: Survey, body: RatingIn, who: Researcher) -> Response:
+    known_galaxy(body.id, survey)
+    ratings_repo.rate(survey.sessions, body.id, who, body.rating)
+    data = _view(survey, who, 24)
+    data["rated"] = {"id": body.id, "rating": body.rating}
+    return _respond(request, survey, data, fragment=PANELS)
+
+
+@router.post("/anomalies/retrain", summary="Refit the ranking on all of this researcher's ratings")
+def retrain(request: Request, survey: Survey, who: Researcher) -> Response:
+    return _respond(request, survey, _view(survey, who, 24, force=True), fragment=PANELS)
+
+
+@router.get("/anomalies/ratings/export", summary="This researcher's ratings as CSV or FITS", response_class=Response)
+def export(survey: Survey, who: Researcher, format: ExportFormat = "csv", everyone: bool = False) -> Response:
+    rows = ratings_repo.history(survey.sessions, None if everyone else who)
+    table = ratings_table(rows, galaxies_by_id(survey.sessions, [r.galaxy_id for r in rows]))
+    return table_response(table, format, "ratings")
+
+
+@router.get("/galaxies/{galaxy_id}/rating", summary="This researcher's rating of a galaxy")
+def my_rating(survey: Survey, g: KnownGalaxy, who: Researcher) -> dict:
+    mine = ratings_repo.ratings_of(survey.sessions, who)
+    if g.id not in mine:
+        raise HTTPException(404, f"galaxy {g.id!r} is not rated by {who}")
+    return {"id": g.id, "rating": mine[g.id].rating, "who": who}
