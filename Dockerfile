@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY galsearch galsearch
 COPY survey survey
 COPY embedder embedder
+COPY discovery discovery
 COPY index_builder index_builder
 COPY app app
 COPY frontend frontend

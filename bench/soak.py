@@ -37,6 +37,8 @@ import httpx
 import numpy as np
 
 from bench.serving import free_port, start_server
+from survey.store import CATALOG
+from survey.workdir import Workdir
 
 Key = tuple[str, str, str]  # ("rating", galaxy, who) or ("tag", tag, galaxy)
 
@@ -205,7 +207,7 @@ def soak(workdir: Path, database_url: str, clients: int = 8, kills: int = 3, con
     """Run both scenarios on one database and audit each; returns the summary ``--json`` prints."""
     from astropy.table import Table
 
-    ids = [str(i) for i in Table.read(workdir / "store" / "catalog.fits")["id"]]
+    ids = [str(i) for i in Table.read(Workdir(workdir).store / CATALOG)["id"]]
     env = {"DATABASE_URL": database_url}
     prefix = f"soak{secrets.token_hex(3)}"
     killed = kill_scenario(workdir, env, prefix + "x", ids, clients, kills, seconds, seed)

@@ -17,7 +17,7 @@ from astropy.table import Table
 
 from index_builder import anomaly, index
 from survey.store import CATALOG, IMAGES, META
-from survey.workdir import EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS
+from survey.workdir import ANOMALY, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, MANIFEST, Workdir
 
 CHUNK = 100_000
 CUTOUT = (1, 8, 8)  # the server only reads cutouts to draw thumbnails: their size does not change its work
@@ -40,9 +40,9 @@ def mixture(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
 def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int = 0) -> dict:
     """Build (or reuse, when it already holds ``n`` galaxies) a synthetic workdir; returns build timings."""
     folder = Path(folder)
-    store = folder / "store"
+    store = Workdir(folder).store
     if (store / META).exists() and json.loads((store / META).read_text())["count"] == n \
-            and (folder / index.MANIFEST).exists() and (folder / anomaly.ANOMALY).exists():
+            and (folder / MANIFEST).exists() and (folder / ANOMALY).exists():
         return {"reused": str(folder)}
     store.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
-"""Shared fixtures: one small demo survey, built once per test session through the real CLI."""
+"""Shared fixtures: one small demo survey, built once per test session through the real CLI, the database and
+the browser, and the paths every test directory shares."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
 from galsearch.cli import main as cli
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository; the tests mirror its packages below tests/
+SHARED_DATA = ROOT.parent / "shared" / "data"  # the real labelled cutout collections, beside the repository
 SMALL_N = 240
 POSTGRES_URL = os.environ.get("GALSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -158,3 +162,17 @@ def assert_clean(page) -> None:
     """No dialog opened and no Content-Security-Policy refusal since the last check."""
     problems, page.problems[:] = list(page.problems), []
     assert not problems, problems
+
+
+def anomalous_survey(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """800 ordinary galaxies in one blob; 20 interesting ones scattered off to one side, 20 artifacts to another."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=0.5, size=(840, 8))
+    x[:800, 2] += 3.0
+    x[800:] += rng.normal(scale=1.5, size=(40, 8))
+    x[800:820, 0] += 3.0  # interesting
+    x[820:, 1] += 3.0  # artifacts: unusual too, but boring
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    interesting, artifact = np.zeros(840, bool), np.zeros(840, bool)
+    interesting[800:820], artifact[820:] = True, True
+    return x.astype(np.float32), interesting, artifact

@@ -13,14 +13,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from galsearch.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SMALL_BUILD = ["--n", "240", "--seed", "3", "--epochs", "1", "--width", "8", "--batch-size", "64"]
 
@@ -41,8 +42,9 @@ def test_compose_services() -> None:
 
 def test_dockerfile_copies_every_package() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    for pkg in ("galsearch", "survey", "embedder", "index_builder", "app", "frontend"):
-        assert f"COPY {pkg} {pkg}" in text
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for pkg in (p.rstrip("*") for p in packages["include"]):
+        assert (ROOT / pkg / "__init__.py").exists() and f"COPY {pkg} {pkg}" in text
 
 
 def _here(argv: list[str], volume: dict[str, Path]) -> list[str]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 def test_sigkill_loses_no_acknowledged_write_and_20_clients_race_cleanly(workdir: Path, database_url: str) -> None:

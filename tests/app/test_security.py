@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from astropy.table import Table
+from conftest import ROOT
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -123,7 +124,7 @@ def test_sign_in_is_off_without_a_token(client) -> None:
     assert client.get("/login").status_code == 404
 
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "frontend" / "templates"
+TEMPLATES = ROOT / "frontend" / "templates"
 
 
 def test_every_response_forbids_inline_scripts_and_no_template_needs_them(client, gid) -> None:

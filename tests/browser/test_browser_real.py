@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from conftest import serving
+from conftest import SHARED_DATA, serving
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -29,7 +29,7 @@ from galsearch.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-sdss"
+GZ1 = SHARED_DATA / "gz1-sdss"
 PAYLOAD = "<img src=x onerror=alert(1)>"
 N = 96
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from astropy.table import Table
+from conftest import SHARED_DATA
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -21,7 +22,7 @@ from galsearch.cli import main as cli
 from galsearch.settings import Settings
 from survey.store import Store
 
-GZ2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz2-spirals"
+GZ2 = SHARED_DATA / "gz2-spirals"
 
 
 @pytest.fixture(scope="module")
