@@ -1,7 +1,9 @@
 """What a route declares in its signature: the survey's open resources, a validated galaxy id, who is asking.
 
+Dependencies that only read the request are ``async``: FastAPI runs a plain ``def`` dependency in its threadpool,
+a thread hop on every request that showed in the look-alike route's latency (README, *Scale*).
 The hottest routes (thumbnails, look-alikes) read ``request.app.state.resources`` through ``resources_of``
-directly: a FastAPI dependency costs a little on every request, and those routes answer in about a millisecond.
+directly, and ``known_galaxy``, which queries the database, stays in the threadpool.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
 GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
 
 
+async def resources(request: Request) -> Resources:
+    return request.app.state.resources
+
+
 def resources_of(request: Request) -> Resources:
     return request.app.state.resources
 
 
-Survey = Annotated[Resources, Depends(resources_of)]
+Survey = Annotated[Resources, Depends(resources)]
 
 
 def known_galaxy(galaxy_id: GalaxyId, survey: Survey) -> Galaxy:
@@ -41,7 +47,7 @@ def known_galaxy(galaxy_id: GalaxyId, survey: Survey) -> Galaxy:
 KnownGalaxy = Annotated[Galaxy, Depends(known_galaxy)]
 
 
-def researcher(who: Annotated[str | None, Cookie(alias=WHO_COOKIE, pattern=WHO_PATTERN,
+async def researcher(who: Annotated[str | None, Cookie(alias=WHO_COOKIE, pattern=WHO_PATTERN,
                                                  description="researcher name (set with POST /who)")] = None) -> str:
     """The researcher named by the cookie, or ``anonymous`` before one is set."""
     return who if who and len(who) <= 64 else "anonymous"
@@ -59,7 +65,7 @@ def check_k(survey: Resources, k: int) -> int:
     return k
 
 
-def bounded_k(survey: Survey, k: Annotated[int, Query(ge=1, description="how many galaxies to return")] = 20) -> int:
+async def bounded_k(survey: Survey, k: Annotated[int, Query(ge=1, description="how many galaxies to return")] = 20) -> int:
     return check_k(survey, k)
 
 
