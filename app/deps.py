@@ -65,7 +65,8 @@ def check_k(survey: Resources, k: int) -> int:
     return k
 
 
-async def bounded_k(survey: Survey, k: Annotated[int, Query(ge=1, description="how many galaxies to return")] = 20) -> int:
+async def bounded_k(survey: Survey,
+                    k: Annotated[int, Query(ge=1, description="how many galaxies to return")] = 20) -> int:
     return check_k(survey, k)
 
 
