@@ -1,1 +1,2 @@
-"""Survey readers, augmentations, the self-supervised encoder, and its training and encoding jobs."""
+"""Representation: augmentations, the self-supervised encoder, its objectives, training and encoding jobs, and
+the classical morphometry appended to its embeddings."""

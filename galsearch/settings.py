@@ -8,15 +8,19 @@ come from (lowest to highest priority) the defaults, the environment, and the fl
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel
 
 from app.settings import ServerSettings
 from embedder.config import EmbedConfig, TrainConfig
 
+Config = TypeVar("Config", bound=BaseModel)
+
 
 class Settings(ServerSettings, TrainConfig, EmbedConfig):
     workers: int = 2  # processes that draw the demo survey
 
-    def part(self, config: type[BaseModel]) -> BaseModel:
+    def part(self, config: type[Config]) -> Config:
         """The knobs of one stage's ``config`` type, as an instance of it (what the stage is handed)."""
         return config.model_validate(self.model_dump(include=set(config.model_fields)))

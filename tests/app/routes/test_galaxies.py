@@ -76,6 +76,16 @@ def test_similar_html_for_htmx(client: TestClient, catalog: Table) -> None:
     assert r.text.count('class="thumb"') == 5
 
 
+def test_a_browser_opening_look_alikes_or_a_lookup_gets_html_and_an_api_client_json(client: TestClient,
+                                                                                   catalog: Table) -> None:
+    gid, ra, dec = str(catalog["id"][5]), float(catalog["ra"][5]), float(catalog["dec"][5])
+    for path, params in ((f"/galaxies/{gid}/similar", {"k": 5}), ("/lookup", {"ra": ra, "dec": dec, "k": 5})):
+        page = client.get(path, params=params, headers={"Accept": "text/html,application/xhtml+xml"})
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
+        assert f'id="query-id">{gid}<' in page.text and page.text.count('class="thumb"') == 5
+        assert client.get(path, params=params).headers["content-type"] == "application/json", path
+
+
 def test_galaxy_detail(client: TestClient, catalog: Table) -> None:
     gid = str(catalog["id"][2])
     body = client.get(f"/galaxies/{gid}").json()
