@@ -42,6 +42,13 @@ class TrainConfig(BaseModel):
     def resolved_batch_size(self, device_type: str) -> int:
         return _per_device(self.batch_size, self.batch_size_cpu, self.batch_size_gpu, device_type)
 
+    def run_settings(self, device_type: str) -> dict:
+        """What one run on ``device_type`` trains with, as its checkpoint records it: the schedule resolved, and
+        none of the per-device defaults or the small-survey threshold, which do not change what is trained."""
+        unused = {"epochs_cpu", "epochs_gpu", "batch_size_cpu", "batch_size_gpu", "min_train_cutouts"}
+        return {**self.model_dump(exclude=unused), "epochs": self.resolved_epochs(device_type),
+                "batch_size": self.resolved_batch_size(device_type)}
+
 
 def _per_device(value: int | None, cpu: int, gpu: int, device_type: str) -> int:
     """The value set, else the training device's default: a GPU's cheap steps buy a longer schedule."""

@@ -170,6 +170,19 @@ def test_pretext_targets_from_the_demo_catalog(workdir: Path) -> None:
         pretext_columns(catalog[["id", "ra"]], "auto")
 
 
+def test_a_checkpoint_records_the_run_so_set_and_default_schedules_resume_alike(workdir: Path,
+                                                                               tmp_path: Path) -> None:
+    store = Store(workdir / "store")
+    set_by_hand = TrainConfig(epochs=2, batch_size=64, width=8, seed=4, device="cpu")
+    with pytest.raises(_Killed):
+        train(store, tmp_path / "m.pt", set_by_hand, progress=False, on_epoch_end=_kill_after_first_epoch)
+    recorded = torch.load(tmp_path / "m.pt", weights_only=False)["config"]["train"]
+    assert (recorded["epochs"], recorded["batch_size"]) == (2, 64) and "epochs_cpu" not in recorded
+    device_default = TrainConfig(epochs_cpu=2, batch_size_cpu=64, width=8, seed=4, device="cpu")
+    assert torch.load(train(store, tmp_path / "m.pt", device_default, resume=True, progress=False),
+                      weights_only=False)["epoch"] == 2
+
+
 def test_moco_with_pretext_head_trains_and_refuses_a_mismatched_resume(workdir: Path, tmp_path: Path) -> None:
     store = Store(workdir / "store")
     cfg = TrainConfig(method="moco", epochs=1, batch_size=64, width=8, seed=2, device="cpu", pretext="auto")
