@@ -25,12 +25,13 @@ WHO_PATTERN = r"^[A-Za-z0-9_.\- ]{1,64}$"
 GalaxyId = Annotated[str, PathParam(pattern=ID_PATTERN, description="catalog id of the galaxy")]
 
 
-async def resources(request: Request) -> Resources:
-    return request.app.state.resources
-
-
 def resources_of(request: Request) -> Resources:
     return request.app.state.resources
+
+
+async def resources(request: Request) -> Resources:
+    """``resources_of`` as a dependency, run inline rather than in the threadpool."""
+    return resources_of(request)
 
 
 Survey = Annotated[Resources, Depends(resources)]

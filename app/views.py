@@ -7,7 +7,7 @@ of the page it swaps in), or whichever of the two the route has.
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.errors import ErrorResponder, is_htmx, wants_html
@@ -35,3 +35,10 @@ class Views:
         return self.templates.TemplateResponse(request, fragment if partial else page,
                                                {**self.common, **context, "fragment": partial},
                                                status_code=status_code)
+
+    def respond(self, request: Request, data: dict, page: str | None = None, fragment: str | None = None) -> Response:
+        """``data`` as JSON, or as the context of ``render`` when HTML is wanted (routes whose page shows exactly
+        what their JSON holds)."""
+        if self.wants_html(request):
+            return self.render(request, page, data, fragment)
+        return JSONResponse(data)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.db import ratings as ratings_repo
@@ -56,17 +56,10 @@ def _view(survey: Resources, who: str, n: int, force: bool = False) -> dict:
                      "rating": mine[g.id].rating if g.id in mine else None} for g in top]}
 
 
-def _respond(request: Request, survey: Resources, data: dict, page: str | None = None,
-             fragment: str | None = None) -> Response:
-    if survey.views.wants_html(request):
-        return survey.views.render(request, page, data, fragment=fragment)
-    return JSONResponse(data)
-
-
 @router.get("/anomalies", summary="The anomaly ranking: galaxies to rate next, and the current top")
 def anomalies(request: Request, survey: Survey, who: Researcher,
               n: Annotated[int, Query(ge=1, le=200)] = 24) -> Response:
-    return _respond(request, survey, _view(survey, who, n), page="anomalies.html")
+    return survey.views.respond(request, _view(survey, who, n), page="anomalies.html")
 
 
 @router.post("/anomalies/ratings", summary="Rate a galaxy 0-5 (rating it again changes the rating)")
@@ -75,12 +68,12 @@ def rate(request: Request, survey: Survey, body: RatingIn, who: Researcher) -> R
     ratings_repo.rate(survey.sessions, body.id, who, body.rating)
     data = _view(survey, who, 24)
     data["rated"] = {"id": body.id, "rating": body.rating}
-    return _respond(request, survey, data, fragment=PANELS)
+    return survey.views.respond(request, data, fragment=PANELS)
 
 
 @router.post("/anomalies/retrain", summary="Refit the ranking on all of this researcher's ratings")
 def retrain(request: Request, survey: Survey, who: Researcher) -> Response:
-    return _respond(request, survey, _view(survey, who, 24, force=True), fragment=PANELS)
+    return survey.views.respond(request, _view(survey, who, 24, force=True), fragment=PANELS)
 
 
 @router.get("/anomalies/ratings/export", summary="This researcher's ratings as CSV or FITS", response_class=Response)

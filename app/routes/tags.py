@@ -43,10 +43,7 @@ def _tag_or_422(raw: str) -> str:
 
 @router.get("/tags", summary="Every tag with its member and rejection counts")
 def list_tags(request: Request, survey: Survey) -> Response:
-    found = tags.all_tags(survey.sessions)
-    if survey.views.wants_html(request):
-        return survey.views.render(request, "tags.html", {"tags": found})
-    return JSONResponse({"tags": found})
+    return survey.views.respond(request, {"tags": tags.all_tags(survey.sessions)}, page="tags.html")
 
 
 @router.get("/tags/{tag}", summary="A tag's members and counts (JSON, or its page in a browser)")
