@@ -61,7 +61,7 @@ class Resources:
                        "auth": bool(settings.auth_token), "max_k": settings.max_k, "raster": store.raster,
                        "has_sky": len(sky.rows) > 0})
         return cls(settings=settings, store=store, index=index,
-                   ranker=AnomalyRanker(anomaly["pca"], anomaly["combined"], settings.retrain_every,
+                   ranker=AnomalyRanker(anomaly["coords"], anomaly["combined"], settings.retrain_every,
                                         settings.anomaly_method),
                    measures=Measures.load(workdir.root, len(store)), sessions=sessions,
                    thumbs=ThumbnailCache(workdir.thumbs, store), sky=sky, views=views, ra=ra, dec=dec)

@@ -33,7 +33,7 @@ class ServerSettings(IndexConfig, BaseSettings):
     auth_token: str | None = Field(  # set: only holders of this token may write (tags, ratings); reads stay open
         default=None, validation_alias=AliasChoices("GALSEARCH_AUTH", "GALSEARCH_AUTH_TOKEN"))
     max_request_bytes: int = 1 << 20  # larger request bodies are refused (413)
-    anomaly_method: Literal["gaussian_process", "neighbour_score"] = "gaussian_process"
+    anomaly_method: Literal["classifier", "gaussian_process", "neighbour_score"] = "classifier"
 
     def resolved_database_url(self) -> str:
         """SQLite inside the workdir unless a server database is configured."""

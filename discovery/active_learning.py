@@ -21,11 +21,13 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.linear_model import LogisticRegression
 
 KAPPA = 0.5
 EXACT_TOP = 2_000  # galaxies whose acquisition order is exact (the next to rate are always among them)
@@ -33,6 +35,21 @@ BOUND_STEP = 8_192  # galaxies whose exact variance is computed per step of the 
 CHUNK = 65_536
 MAX_RATING = 5
 TOP = 100  # the survey-wide top a researcher is shown
+EXPLORE_SHARE = 0.3  # of each batch to rate, drawn from the unsupervised top (see next_to_rate)
+MIN_SLOPE = 0.001  # of the unsupervised score's line, in rating points over its [0, 1] range: keeps its order
+LIKED = 4  # a rating this high or higher says "interesting": what the researcher is hunting
+FEW_LIKED = 5  # below this many galaxies rated interesting, the next to rate are their look-alikes
+BACKGROUND = 200  # unrated galaxies sampled as presumed negatives for the classifier
+CLASSIFIER_C = 10.0  # weak regularisation: the PCA coordinates are small
+
+
+def _best(score: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` rows of highest ``score``, best first (a partial sort: a full one costs more at 10^6)."""
+    k = min(k, len(score))
+    if k == 0:
+        return np.empty(0, int)
+    top = np.argpartition(-score, k - 1)[:k]
+    return top[np.argsort(-score[top], kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,32 @@ class AnomalyRanking:
     order: np.ndarray  # the best EXACT_TOP rows by ``expected``, best first (ties, e.g. predictions capped at 5,
     # broken by the raw prediction)
     acquisition: np.ndarray  # per galaxy: what to rate next, highest first; -inf for rated galaxies
-    method: str  # "unsupervised" | "gaussian_process"
+    method: str  # "unsupervised" | "gaussian_process" | "neighbour_score"
+    std: np.ndarray  # per galaxy: the predicted rating's standard deviation where computed, 0 if rated, else nan
+    prior: np.ndarray  # the unsupervised score, -inf for rated galaxies: the exploration share of each batch
+    fitted_on: int  # ratings the ranking was fitted on
+
+    def next_to_rate(self, n: int, skip: set[int] | frozenset[int] = frozenset()) -> list[int]:
+        """The ``n`` unrated galaxies to rate next, none in ``skip``: ``EXPLORE_SHARE`` of them the most unusual
+        by the unsupervised score, the rest the best by the acquisition, interleaved so that every prefix keeps the
+        mix. The fixed share keeps the unexplored anomalous end in view whatever the model has come to believe:
+        a model fitted on a first batch rated boring predicts "boring" far from it, and would never look again."""
+        explore = round(EXPLORE_SHARE * n) if self.fitted_on else 0
+        spare = n + len(skip)
+        sources = {"explore": iter(_best(self.prior, spare)), "acquire": iter(_best(self.acquisition, spare))}
+        picked: list[int] = []
+        seen = set(skip)
+        for slot in range(n):
+            # slots 0, 1/share, 2/share ... explore: spread evenly through the batch; either source stands in
+            # for the other once it runs out
+            first = "explore" if (slot + 1) * explore // n > slot * explore // n else "acquire"
+            for name in (first, "acquire" if first == "explore" else "explore"):
+                row = next((int(r) for r in sources[name] if int(r) not in seen and np.isfinite(self.prior[r])), None)
+                if row is not None:
+                    picked.append(row)
+                    seen.add(row)
+                    break
+        return picked
 
 
 class RatingModel:
@@ -131,13 +173,29 @@ class RatingModel:
 
 
 def _prior_line(prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-    """The unsupervised score mapped onto the rating scale by a straight line fitted to the ratings."""
-    (a, b), *_ = np.linalg.lstsq(np.c_[np.ones(len(rows)), prior[rows]], ratings, rcond=None)
-    return (a + b * prior).astype(np.float32)
+    """The unsupervised score mapped onto the rating scale by a straight line fitted to the ratings, its slope
+    at least ``MIN_SLOPE``: a first batch of the most unusual galaxies rated boring would otherwise turn the line
+    against the unusual end, and every galaxy never looked at there would be predicted boring."""
+    x = prior[rows]
+    if len(rows) < 2 or np.ptp(x) == 0:
+        return np.full(len(prior), float(np.mean(ratings)), np.float32)
+    slope = max(float(np.polyfit(x, ratings, 1)[0]), MIN_SLOPE)
+    intercept = float(np.mean(ratings) - slope * np.mean(x))
+    return (intercept + slope * prior).astype(np.float32)
 
 
-def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float,
-                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+class _Fit(NamedTuple):
+    mean: np.ndarray  # predicted rating per galaxy (-inf for rated ones)
+    acquisition: np.ndarray  # what to rate next, highest first (-inf for rated ones)
+    std: np.ndarray  # the prediction's standard deviation where computed, else nan
+    model: RatingModel | None  # a Gaussian process, for the deviations still missing in the top
+    method: str
+
+
+def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray,
+                      seed: int) -> _Fit:
+    """Walmsley et al. 2022: a GP on the PCA coordinates for what the line in the unsupervised score misses,
+    shown by its upper confidence bound ``mean + KAPPA * std``."""
     model = RatingModel(coords, rows, ratings - base[rows], seed)
     mean, std_bound = model.predict(coords, std="bound")
     mean += base
@@ -146,70 +204,125 @@ def _gaussian_process(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ra
     # bound of the acquisition) until no galaxy left can reach the EXACT_TOP-th best acquisition found so far:
     # the order is then exact there. Elsewhere the mean stands in (a lower bound, so those galaxies stay below).
     top_k = min(EXACT_TOP, len(mean))
-    upper = mean + kappa * std_bound
+    upper = mean + KAPPA * std_bound
     candidates = np.flatnonzero(upper >= np.partition(mean, -top_k)[-top_k])
     candidates = candidates[np.argsort(-upper[candidates], kind="stable")]
     acquisition = mean.copy()
+    deviation = np.full(len(mean), np.nan, np.float32)
     for start in range(0, len(candidates), BOUND_STEP):
         block = candidates[start : start + BOUND_STEP]
         _, std = model.predict(coords[block])
-        acquisition[block] += kappa * std
+        acquisition[block] += KAPPA * std
+        deviation[block] = std
         rest = start + BOUND_STEP
         if rest < len(candidates) and upper[candidates[rest]] < np.partition(acquisition, -top_k)[-top_k]:
             break
-    return mean, acquisition
+    return _Fit(mean, acquisition, deviation, model, "gaussian_process")
 
 
 def _neighbour_score(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int) -> _Fit:
     """Astronomaly's idea (Lochner & Bassett 2021): a random forest's predicted rating, trusted near rated
     galaxies and fading into the unsupervised score with the distance to the nearest rated one."""
     from sklearn.ensemble import RandomForestRegressor
 
     forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=-1)
     forest.fit(coords[rows], ratings)
-    rated = np.asarray(coords[rows], np.float32)
-    pred, dist = [], []
-    for s in range(0, len(coords), CHUNK):
-        block = np.asarray(coords[s : s + CHUNK], np.float32)
-        pred.append(forest.predict(block))
-        d2 = (block * block).sum(1)[:, None] + (rated * rated).sum(1)[None, :] - 2 * block @ rated.T
-        dist.append(np.sqrt(np.maximum(d2.min(1), 0)))
-    d = np.concatenate(dist)
+    pred = np.concatenate([forest.predict(block) for block in _blocks(coords)])
+    d = np.sqrt(_nearest_sq_distance(coords, coords[rows]))
     trust = np.exp(-d / (np.median(d) or 1.0))
-    mean = (trust * np.concatenate(pred) + (1 - trust) * base).astype(np.float32)
+    mean = (trust * pred + (1 - trust) * base).astype(np.float32)
     mean[rows] = -np.inf
-    return mean, mean.copy()
+    return _Fit(mean, mean.copy(), np.full(len(mean), np.nan, np.float32), None, "neighbour_score")
 
 
-METHODS = ("gaussian_process", "neighbour_score")
+def _classifier(coords: np.ndarray, base: np.ndarray, rows: np.ndarray, ratings: np.ndarray, seed: int) -> _Fit:
+    """The probability that the researcher finds a galaxy interesting (rates it ``LIKED`` or more): a logistic
+    regression of the galaxies rated interesting against those rated lower and a random sample of unrated ones
+    (presumed negatives: what a researcher hunts is rare), its probability ``p`` turned into an expected rating
+    ``low + (high - low) * p`` (the mean ratings below and at ``LIKED``) with the two-point spread
+    ``(high - low) * sqrt(p (1 - p))`` as its uncertainty.
+
+    Until ``FEW_LIKED`` galaxies are rated interesting, what to rate next is their nearest unrated look-alikes (a
+    line drawn through one or two examples points anywhere; their neighbours are the better bet); until one is,
+    the unsupervised score, without the galaxies already rated."""
+    liked = ratings >= LIKED
+    if not liked.any():
+        mean = base.copy()
+        mean[rows] = -np.inf
+        return _Fit(mean, mean.copy(), np.full(len(mean), np.nan, np.float32), None, "unsupervised")
+    rng = np.random.default_rng(seed)
+    # a sample of the survey without the rated galaxies (not a set difference over every row: that sorts 10^6)
+    sample = rng.choice(len(coords), min(len(coords), BACKGROUND + len(rows)), replace=False)
+    background = sample[~np.isin(sample, rows)][:BACKGROUND]
+    x = np.asarray(coords[np.r_[rows, background]], np.float32)
+    y = np.r_[liked, np.zeros(len(background), bool)]
+    clf = LogisticRegression(C=CLASSIFIER_C, class_weight="balanced", max_iter=2000).fit(x, y)
+    w, b = clf.coef_[0].astype(np.float32), np.float32(clf.intercept_[0])
+    p = 1 / (1 + np.exp(-np.concatenate([block @ w + b for block in _blocks(coords)])))
+    high = float(ratings[liked].mean())
+    low = float(ratings[~liked].mean()) if (~liked).any() else 0.0
+    mean = (low + (high - low) * p).astype(np.float32)
+    std = ((high - low) * np.sqrt(p * (1 - p))).astype(np.float32)
+    acquisition = -_nearest_sq_distance(coords, coords[rows[liked]]) if liked.sum() < FEW_LIKED else p.copy()
+    mean[rows] = -np.inf
+    acquisition[rows] = -np.inf
+    return _Fit(mean, acquisition.astype(np.float32), std, None, "classifier")
 
 
-def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray, kappa: float = KAPPA,
-         seed: int = 0, method: str = "gaussian_process") -> AnomalyRanking:
+def _blocks(coords: np.ndarray):
+    """The coordinates in float32 blocks of ``CHUNK`` rows, so a large survey never makes a full-size temporary."""
+    for s in range(0, len(coords), CHUNK):
+        yield np.asarray(coords[s : s + CHUNK], np.float32)
+
+
+def _nearest_sq_distance(coords: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance of every row of ``coords`` to its nearest row of ``to``."""
+    to = np.asarray(to, np.float32)
+    norms = (to * to).sum(1)
+    return np.concatenate([np.maximum(((block * block).sum(1)[:, None] + norms[None] - 2 * block @ to.T).min(1), 0)
+                           for block in _blocks(coords)])
+
+
+FITS = {"classifier": _classifier, "gaussian_process": _gaussian_process, "neighbour_score": _neighbour_score}
+METHODS = tuple(FITS)
+
+
+def rank(coords: np.ndarray, prior: np.ndarray, rows: np.ndarray, ratings: np.ndarray, seed: int = 0,
+         method: str = "classifier") -> AnomalyRanking:
     """Rank the whole survey from the ratings given so far (``rows`` rated ``ratings``) with ``method``."""
     if method not in METHODS:
         raise ValueError(f"unknown anomaly method {method!r}; choose one of {', '.join(METHODS)}")
     rows, ratings = np.asarray(rows, int), np.asarray(ratings, np.float64)
     prior = np.asarray(prior, np.float32)
+    unrated_prior = prior.copy()
+    unrated_prior[rows] = -np.inf
     if len(rows) == 0:
-        return AnomalyRanking(expected=prior.copy(), order=np.argsort(-prior, kind="stable")[:EXACT_TOP],
-                       acquisition=prior.copy(),
-                       method="unsupervised")
-    base = _prior_line(prior, rows, ratings)
-    if method == "gaussian_process":
-        mean, acquisition = _gaussian_process(coords, base, rows, ratings, kappa, seed)
-    else:
-        mean, acquisition = _neighbour_score(coords, base, rows, ratings, seed)
-    # Predictions live on the rating scale, and a rated 5 stays above any galaxy merely predicted to be one.
-    expected = np.clip(mean, 0.0, MAX_RATING - 1e-3)
+        return AnomalyRanking(expected=prior.copy(), order=_best(prior, EXACT_TOP), acquisition=prior.copy(),
+                              method="unsupervised", std=np.full(len(prior), np.nan, np.float32),
+                              prior=unrated_prior, fitted_on=0)
+    fit = FITS[method](coords, _prior_line(prior, rows, ratings), rows, ratings, seed)
+    # Predictions live on the rating scale, below a rated 5.
+    expected = np.clip(fit.mean, 0.0, MAX_RATING - 1e-3)
     expected[rows] = ratings
-    raw = mean.copy()
+    raw = fit.mean.copy()
     raw[rows] = ratings
-    top = np.argpartition(-expected, min(EXACT_TOP, len(expected)) - 1)[:EXACT_TOP]  # sorting all costs more
-    order = top[np.lexsort((-raw[top], -expected[top]))]
+    std = fit.std
+    std[rows] = 0
+    # Galaxies rated interesting lead, by rating: known beats predicted. The rest follow by their expected rating.
+    liked = rows[ratings >= LIKED]
+    liked = liked[np.argsort(-ratings[ratings >= LIKED], kind="stable")]
+    rest = expected.copy()
+    rest[liked] = -np.inf
+    top = np.argpartition(-rest, min(EXACT_TOP, len(rest)) - 1)[:EXACT_TOP]  # sorting all costs more
+    order = np.r_[liked, top[np.lexsort((-raw[top], -rest[top]))]][:EXACT_TOP]
+    if fit.model is not None:  # the uncertainty the page shows beside each predicted galaxy of the top
+        missing = order[:TOP][np.isnan(std[order[:TOP]])]
+        if len(missing):
+            std[missing] = fit.model.predict(coords[missing])[1]
     return AnomalyRanking(expected=expected.astype(np.float32), order=order,
-                          acquisition=acquisition.astype(np.float32), method=method)
+                          acquisition=fit.acquisition.astype(np.float32), method=fit.method, std=std,
+                          prior=unrated_prior, fitted_on=len(rows))
 
 
 @dataclass

@@ -24,6 +24,11 @@ outside it; similarity to the nearest member keeps each pocket. So the classifie
 confidence blended with the similarity ranking, each as a percentile over the survey (``CLASSIFIER_SHARE``;
 measured on the demo survey, second expansion, 25 starting members: #merger 0.36 -> 0.41 precision@50, #ring
 and #edge-on unchanged at 0.57 and 0.97).
+
+That blend still finds fewer members than the similarity ranking alone in some rounds (a classifier fitted on
+five or ten decisions can be confidently wrong), so the classifier's round takes its candidates alternately from
+the blend and from the similarity ranking: half the round is what the similarity ranking would have proposed
+first. The figures are in the README (``galsearch eval``'s ``classifier_worse_rounds``).
 """
 
 from __future__ import annotations
@@ -107,8 +112,9 @@ def _percentile(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
-                    seed: int = 0) -> CandidateRanking:
-    """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``."""
+                    seed: int = 0, classifier: bool = True) -> CandidateRanking:
+    """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``;
+    ``classifier=False`` keeps the similarity ranking even when there are enough decisions for the classifier."""
     positives, negatives = np.unique(positives), np.unique(negatives)
     if len(positives) == 0:
         raise ValueError("a tag needs at least one galaxy before it can be expanded")
@@ -118,20 +124,38 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
         rows, top = _top(similarity, decided, DIVERSITY_POOL * k)
         pick = _spread(vectors, rows, top, k)
         return CandidateRanking(rows[pick], top[pick], "diverse")
-    if len(negatives) < MIN_PER_CLASS:
+    if len(negatives) < MIN_PER_CLASS or not classifier:
         rows, top = _top(similarity, decided, k)
         return CandidateRanking(rows, top, "similarity")
     rng = np.random.default_rng(seed)
     undecided = np.setdiff1d(np.arange(len(vectors)), decided)
     background = np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
-    x = np.asarray(vectors[np.r_[decided, background]], np.float32)
+    w, b = _fit(vectors, positives, negatives, background)
+    confidence = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
+    order = (CLASSIFIER_SHARE * _percentile(confidence, rng)
+             + (1 - CLASSIFIER_SHARE) * _percentile(similarity, rng))
+    by_classifier, _ = _top(order, decided, k)
+    by_similarity, _ = _top(similarity, decided, k)
+    rows = _interleave(by_similarity, by_classifier, k)
+    return CandidateRanking(rows, confidence[rows], "classifier")
+
+
+def _interleave(first: np.ndarray, second: np.ndarray, k: int) -> np.ndarray:
+    """``k`` rows taken alternately from two rankings, each row once."""
+    rows: list[int] = []
+    for row in (int(r) for pair in zip(first, second) for r in pair):
+        if row not in rows:
+            rows.append(row)
+    return np.array(rows[:k], int)
+
+
+def _fit(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray,
+         background: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weights and bias of the logistic regression of members against rejections and the background sample."""
+    x = np.asarray(vectors[np.r_[positives, negatives, background]], np.float32)
     y = np.r_[np.ones(len(positives)), np.zeros(len(negatives) + len(background))]
     # Weak regularisation: unit-length embeddings have small coordinates (measured: C=10 finds 25 % more
     # rings than C=1 in the second expansion on the demo survey).
     clf = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
-    w, b = clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
-    confidence = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
-    order = (CLASSIFIER_SHARE * _percentile(confidence, rng)
-             + (1 - CLASSIFIER_SHARE) * _percentile(similarity, rng))
-    rows, _ = _top(order, decided, k)
-    return CandidateRanking(rows, confidence[rows], "classifier")
+    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+

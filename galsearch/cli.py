@@ -211,7 +211,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
         cmd_serve(args)
 
 
+def _values(text: str) -> list[str]:
+    return [v for v in (v.strip() for v in text.split(",")) if v]
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
+    from galsearch.eval.anomaly import InterestSpec
     from galsearch.eval.evaluate import evaluate, write
 
     s = _settings(args)
@@ -221,9 +226,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
         meta = json.loads((Workdir(s.workdir).store / META).read_text())
         label_col = (meta.get("label_columns") or ["morphology"])[0]
+    interest = None
+    if args.interesting_col or args.interesting or args.boring is not None:
+        interest = InterestSpec(column=args.interesting_col or "interesting",
+                                values=tuple(_values(args.interesting or "true")),
+                                boring_column=args.boring_col or label_col, boring=tuple(_values(
+                                    "artifact" if args.boring is None else args.boring)))
     result = evaluate(s.workdir, label_col=label_col, seed=s.seed, supervised=args.supervised,
                       supervised_epochs=args.supervised_epochs, device=s.device, figure=not args.no_figure,
-                      map_method=args.map)
+                      map_method=args.map, interest=interest, raters=args.raters, tag_starts=args.tag_starts)
     path = write(result, s.workdir)
     if args.json:
         print(json.dumps(result))
@@ -237,13 +248,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
         probe = "  ".join(f"{float(f):.0%} {acc:.3f}" for f, acc in r["linear_probe"].items())
         _log(f"{name:>18}: {near:<30}linear probe {probe}")
     _log(f"rare-class recall@50: {result['rare_recall_at_50']}")
-    for tag, rounds in result["tag_expansion"].items():
-        _log(f"tag {tag}: expansion precision@50 {rounds['round1_precision_at_50']:.3f} from one example, "
-             f"{rounds['round2_precision_at_50']:.3f} after 20 decisions (at most "
-             f"{rounds['round2_ceiling_at_50']:.3f} with the members left)")
+    for tag, r in result["tag_expansion"].items():
+        found = "  ".join(f"{n}: {r['found'][n]['median']:.2f}/{r['found'][n]['worst']:.2f} "
+                          f"(search {r['plain_search'][n]['median']:.2f}/{r['plain_search'][n]['worst']:.2f})"
+                          for n in r["found"])
+        _log(f"tag {tag}: members found after rounds of 20 decisions, median/worst {found}")
     if "anomaly" in result:
-        _log(f"anomalies, interesting share of the top 100 by ratings given: active learning "
-             f"{result['anomaly']['active_learning']}, isolation forest {result['anomaly']['isolation_forest']['0']}")
+        a = result["anomaly"]
+        shares = "  ".join(f"{n}: {a['active_learning'][n]['median']:.2f}/{a['active_learning'][n]['worst']:.2f} "
+                           f"(look-alikes {a['look_alikes'][n]['median']:.2f}/{a['look_alikes'][n]['worst']:.2f})"
+                           for n in a["active_learning"])
+        _log(f"anomalies: interesting share of the top 100 by ratings given, median/worst of {a['raters']} raters "
+             f"{shares}; unsupervised alone {a['unsupervised']:.2f}, at best {a['achievable']:.2f}")
     _log(f"details in {path}"
          + (f", figure {s.workdir / result['figure']}" if "figure" in result else ""))
 
@@ -370,6 +386,15 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--supervised-epochs", type=int, default=30, help="epochs of the supervised-from-scratch CNN")
     sp.add_argument("--map", choices=["auto", "umap", "tsne"], default="auto", help="2-D map method for the figure")
     sp.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
+    sp.add_argument("--interesting-col", help="catalog column saying what the simulated anomaly hunter finds "
+                    "interesting (default: interesting, the demo survey's flag)")
+    sp.add_argument("--interesting", help="comma-separated values of --interesting-col that are interesting "
+                    "(default: true)")
+    sp.add_argument("--boring-col", help="catalog column of the boring anomalies (default: the label column)")
+    sp.add_argument("--boring", help="comma-separated values of --boring-col rated 0, e.g. artifact,dont_know "
+                    "(default: artifact)")
+    sp.add_argument("--raters", type=int, default=10, help="simulated raters (seeds) per anomaly figure")
+    sp.add_argument("--tag-starts", type=int, default=10, help="starting galaxies per simulated tag")
     return p
 
 

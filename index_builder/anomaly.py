@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from discovery.unsupervised import CHUNK, KNN, PCA_DIM, unsupervised_scores
+from discovery.unsupervised import CHUNK, KNN, PCA_DIM, pca_coordinates, unsupervised_scores
 from embedder.morphometry import LearnedPart
 from index_builder.index import EXACT_MAX, drop_self, exact_knn
 from index_builder.index import load as load_index
@@ -58,6 +58,20 @@ def learned_part(workdir: Path, vectors: np.ndarray) -> np.ndarray | LearnedPart
     return LearnedPart(vectors, columns) if columns else vectors
 
 
+def rating_coordinates(search: np.ndarray, learned: np.ndarray | LearnedPart, scores: dict,
+                       seed: int = 0) -> np.ndarray:
+    """The coordinates the active-learning model works in: a PCA of the search vectors, morphometry and all.
+
+    The unsupervised scores leave the morphometry out (see ``learned_part``), but what a researcher rates as
+    interesting is better told apart with it: measured on gz1-sdss with mergers as interesting, a merger's 10
+    nearest neighbours hold 0.05 mergers in the learned part's PCA and 0.11 in the search vectors' (0.02 is
+    chance), and the active ranking's top 100 after 200 ratings follows. Without morphometry the two are one.
+    """
+    if not isinstance(learned, LearnedPart):
+        return scores["pca"]
+    return pca_coordinates(search, seed, scores["pca"].shape[1])[0]
+
+
 def _rescored(search: Search, learned: LearnedPart) -> Search:
     """An index search for learned-space queries: the query padded with zeros where the morphometry goes finds
     candidates in the search space, which are then scored and ordered by their learned-space similarity."""
@@ -74,13 +88,15 @@ def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
     """Score the workdir's embeddings and save them next to the index; returns a summary."""
     workdir = Path(workdir)
     t0 = time.perf_counter()
-    vectors = learned_part(workdir, np.load(workdir / EMBEDDINGS, mmap_mode="r"))
+    search_vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    vectors = learned_part(workdir, search_vectors)
     search = None
     if len(vectors) >= EXACT_MAX:
         search = load_index(workdir, device=device).search
         if isinstance(vectors, LearnedPart):
             search = _rescored(search, vectors)
     scores = score(vectors, seed, search=search)
+    scores["coords"] = rating_coordinates(search_vectors, vectors, scores, seed)
     with atomic_path(workdir / ANOMALY) as tmp:
         np.savez(tmp, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
                                                                if isinstance(v, np.ndarray)})
@@ -98,6 +114,7 @@ def load(workdir: Path, ids: np.ndarray) -> dict[str, np.ndarray]:
         build(workdir)
     with np.load(path) as saved:
         scores = {k: saved[k] for k in saved.files}
+    scores.setdefault("coords", scores["pca"])  # saved before the rating model had coordinates of its own
     if not np.array_equal(scores["ids"].astype(str), np.asarray(ids).astype(str)):
         raise ValueError(f"{path} belongs to other embeddings; re-run `galsearch index`")
     return scores

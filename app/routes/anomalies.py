@@ -15,12 +15,17 @@ from pydantic import BaseModel, Field
 
 from app.db import ratings as ratings_repo
 from app.db.galaxies import galaxies_at, galaxies_by_id
+from app.db.models import Galaxy, Rating
 from app.deps import ID_PATTERN, KnownGalaxy, Researcher, Survey, known_galaxy
 from app.exports import ExportFormat, ratings_table, table_response
 from app.resources import Resources
+from discovery.active_learning import EXPLORE_SHARE, FEW_LIKED, LIKED, AnomalyRanking
 
 router = APIRouter(tags=["anomalies"])
 PANELS = "_anomaly_panels.html"  # what rating and retraining refresh
+METHOD_NAMES = {"classifier": "a logistic regression of the galaxies you rated 4-5 against the rest",
+                "gaussian_process": "a Gaussian process on the embedding's PCA, its mean the unsupervised score",
+                "neighbour_score": "a random forest trusted near rated galaxies, the unsupervised score elsewhere"}
 
 
 class RatingIn(BaseModel):
@@ -29,7 +34,9 @@ class RatingIn(BaseModel):
 
 
 def _view(survey: Resources, who: str, n: int, force: bool = False) -> dict:
-    """The researcher's top ``TOP`` and the ``n`` galaxies to rate next, none of them rated or in that top."""
+    """The researcher's top ``TOP`` and the ``n`` unrated galaxies to rate next: the ranking's own choice
+    (``AnomalyRanking.next_to_rate``: its best guesses to confirm, and a share of the most unusual by the
+    unsupervised score), so the page shows what the evaluation simulates. A guess can be in both lists."""
     mine = ratings_repo.ratings_of(survey.sessions, who)
     known = galaxies_by_id(survey.sessions, list(mine))
     ids = [i for i in mine if i in known]
@@ -38,22 +45,38 @@ def _view(survey: Resources, who: str, n: int, force: bool = False) -> dict:
     r = fit.ranking
     # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
     rated = {known[i].row for i in ids}
-    shown = set(fit.top)
-    order = np.argsort(-r.acquisition, kind="stable")[: n + len(rated) + len(shown)]
-    to_rate = galaxies_at(survey.sessions, [int(x) for x in order if int(x) not in rated and int(x) not in shown][:n])
+    to_rate = galaxies_at(survey.sessions, r.next_to_rate(n, rated))
     top = galaxies_at(survey.sessions, fit.top)
+    liked = sum(mine[i].rating >= LIKED for i in ids)
     if r.method != "unsupervised":
-        message = f"ranked by {r.method.replace('_', ' ')} on {fit.ratings_at_fit} ratings"
+        message = f"fitted on {r.fitted_on} ratings by {METHOD_NAMES[r.method]}; "
+        if r.method == "classifier" and liked < FEW_LIKED:
+            message += (f"“rate next” shows look-alikes of the galaxies you rated {LIKED}-5 until there are "
+                        f"{FEW_LIKED}, ")
+        message += f"and {round(100 * EXPLORE_SHARE)} % of it the most unusual by the unsupervised score"
+    elif r.fitted_on:
+        message = (f"fitted on {r.fitted_on} ratings, none of them {LIKED}-5 yet: ranked by the unsupervised score, "
+                   "the galaxies you rated left out of the guesses")
     elif mine:
         message = "ranked by the unsupervised score until the next retrain"
     else:
         message = ("no ratings yet: ranked by the unsupervised score (isolation forest + k-NN distance); "
                    "rate galaxies and retrain")
-    return {"who": who, "method": r.method, "message": message, "ratings": len(mine), **change,
+    return {"who": who, "method": r.method, "fitted_on": r.fitted_on, "message": message, "ratings": len(mine),
+            **change,
             "to_rate": [{"id": g.id, "ra": g.ra, "dec": g.dec, "score": float(r.acquisition[g.row])}
                         for g in to_rate],
-            "top": [{"id": g.id, "ra": g.ra, "dec": g.dec, "expected": float(r.expected[g.row]),
-                     "rating": mine[g.id].rating if g.id in mine else None} for g in top]}
+            "top": [_top_entry(g, r, mine) for g in top]}
+
+
+def _top_entry(g: Galaxy, r: AnomalyRanking, mine: dict[str, Rating]) -> dict:
+    """One galaxy of the top: its rating if rated, else the prediction and its uncertainty (the unsupervised score
+    before any fit)."""
+    rating = mine[g.id].rating if g.id in mine else None
+    std = float(r.std[g.row])
+    status = "rated" if rating is not None else ("unsupervised" if r.method == "unsupervised" else "predicted")
+    return {"id": g.id, "ra": g.ra, "dec": g.dec, "expected": float(r.expected[g.row]), "rating": rating,
+            "status": status, "uncertainty": std if status == "predicted" and np.isfinite(std) else None}
 
 
 @router.get("/anomalies", summary="The anomaly ranking: galaxies to rate next, and the current top")

@@ -8,8 +8,9 @@ to the embedding's dimension, Euclidean), ``random_init`` (the same encoder, unt
 and ``supervised_scratch`` (the same encoder trained from scratch on the labels: its test accuracy at each
 label fraction; slow, so only with ``supervised=True``, else null); where the search vectors carry classical
 morphometry, ``learned_alone`` (the learned part without it) and ``morphometry`` (the statistics alone) show
-what each half brings. ``tag_expansion``
-simulates tagging one galaxy of a class and expanding the tag twice, as a researcher does in the app. A PNG
+what each half brings. ``tag_expansion`` simulates tagging one galaxy of a class and expanding the tag three times
+(``galsearch.eval.tags``) and ``anomaly`` researchers rating the anomaly ranking (``galsearch.eval.anomaly``), as
+a researcher does in the app, each against what look-alike search alone finds. A PNG
 figure (``eval.png``) shows label efficiency and a 2-D map of the embedding. A progress bar names each stage as
 it runs.
 """
@@ -30,6 +31,8 @@ from embedder.model import Encoder, load_encoder
 from embedder.morphometry import to_normal
 from embedder.preprocess import to_model_input
 from embedder.supervised import predict, train_supervised
+from galsearch.eval.anomaly import SEEDS as RATERS
+from galsearch.eval.anomaly import Interest, InterestSpec
 from galsearch.eval.anomaly import simulate as simulate_anomaly_search
 from galsearch.eval.figures import anomaly_figure, eval_figure
 from galsearch.eval.metrics import (
@@ -39,9 +42,10 @@ from galsearch.eval.metrics import (
     neighbour_scores,
     split,
     tag_classes,
-    tag_expansion,
 )
-from index_builder.anomaly import learned_part
+from galsearch.eval.tags import STARTS as TAG_STARTS
+from galsearch.eval.tags import tag_expansion
+from index_builder.anomaly import learned_part, rating_coordinates
 from index_builder.anomaly import score as unsupervised_scores
 from survey.store import Store
 from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, Workdir, write_text
@@ -114,26 +118,34 @@ def supervised_scratch(store: Store, rows: np.ndarray, labels: np.ndarray, arch:
     return {"linear_probe": accuracy, "epochs": epochs}
 
 
-def anomaly_search(store: Store, vectors: np.ndarray, seed: int) -> dict:
-    """Simulate a researcher rating anomalies, from the catalog's ``interesting`` flag and artifact labels."""
-    interesting = np.asarray(store.catalog["interesting"]).astype(bool)
-    cols = store.catalog.colnames
-    artifact = (np.asarray(store.catalog["morphology"]).astype(str) == "artifact") if "morphology" in cols else (
-        np.zeros(len(interesting), bool))
-    scores = unsupervised_scores(vectors, seed)
-    return simulate_anomaly_search(scores["pca"], scores["combined"], scores["iforest"], interesting, artifact, seed)
+def anomaly_search(workdir: Workdir, interest: Interest, seeds: int, seed: int,
+                   method: str = "classifier") -> dict:
+    """Simulate researchers rating anomalies (``galsearch.eval.anomaly``): the ranking works on the learned part
+    of the embeddings, as the app's does; look-alike search on the search vectors, as /similar does."""
+    emb = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    learned = learned_part(workdir, emb)
+    scores = unsupervised_scores(np.asarray(learned), seed)
+    coords = rating_coordinates(emb, learned, scores, seed)
+    return simulate_anomaly_search(coords, scores["combined"], np.asarray(emb, np.float32), interest, seeds,
+                                   method=method)
 
 
 def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, supervised: bool = False,
              supervised_epochs: int = 30, device: str = "auto", figure: bool = True, map_method: str = "auto",
-             progress: bool = True) -> dict:
+             progress: bool = True, interest: InterestSpec | None = None, raters: int = RATERS,
+             tag_starts: int = TAG_STARTS) -> dict:
+    """Every measure of the module docstring; ``interest`` says what the simulated researcher of the anomaly
+    block likes (default: the demo survey's ``interesting`` flag; the block is skipped when the catalog lacks it),
+    ``raters`` how many of them to simulate, ``tag_starts`` how many starting galaxies per tag."""
     t0 = time.perf_counter()
     workdir = Workdir.of(workdir)
     store = Store(workdir.store)
     workdir.check_aligned(store.ids)
     rows, labels = labelled_rows(store, label_col)
     emb = np.load(workdir / EMBEDDINGS, mmap_mode="r")
-    anomaly = "interesting" in store.catalog.colnames
+    wanted = interest is not None
+    interesting = (interest or InterestSpec()).of(store.catalog, required=wanted)
+    anomaly = interesting is not None
     stages = ["learned", "pixel PCA", "untrained encoder", *(["supervised"] if supervised else []),
               "morphometry", "tag expansion", *(["anomaly search"] if anomaly else []), *(["figure"] if figure else [])]
     bar = tqdm(total=len(stages), desc="eval", unit="stage", disable=not progress)
@@ -167,12 +179,13 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "label": label_col,
         "dim": int(emb.shape[1]),
         **learned,
-        "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed),
+        "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed, tag_starts),
         "baselines": baselines,
     }
     if anomaly:
         stage("anomaly search")
-        result["anomaly"] = anomaly_search(store, np.asarray(learned_part(workdir, emb)), seed)
+        result["anomaly"] = {"interesting_column": (interest or InterestSpec()).column,
+                             **anomaly_search(workdir, interesting, raters, seed)}
     if figure:
         stage("figure")
         result["map"] = eval_figure(result, learned_vecs, labels, workdir / FIGURE, seed, map_method)

@@ -68,16 +68,22 @@ def eval_figure(result: dict, vectors: np.ndarray, labels: np.ndarray, path: Pat
 
 
 def anomaly_figure(anomaly: dict, path: Path) -> None:
-    """Share of interesting galaxies in the top 100 against the number of ratings given."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for key, label in (("active_learning", "active learning (GP on ratings)"),
-                       ("isolation_forest", "isolation forest alone")):
-        points = sorted((int(n), f) for n, f in anomaly[key].items())
-        ax.plot([n for n, _ in points], [f for _, f in points], marker="o", label=label)
-    ax.set(xlabel="ratings given", ylabel="interesting fraction of the top 100", ylim=(0, 1.02),
-           title="Anomaly search with a simulated researcher")
+    """Interesting share of the top 100 against the ratings given: median over the simulated raters, the band
+    down to the worst of them, beside the unsupervised ranking alone and the best achievable share."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for key, label in (("active_learning", f"active learning ({anomaly['method'].replace('_', ' ')})"),
+                       ("look_alikes", "look-alikes of the galaxies rated interesting")):
+        n = sorted(anomaly[key], key=int)
+        x = [int(c) for c in n]
+        line, = ax.plot(x, [anomaly[key][c]["median"] for c in n], marker="o", label=f"{label}, median")
+        ax.fill_between(x, [anomaly[key][c]["worst"] for c in n], [anomaly[key][c]["median"] for c in n],
+                        color=line.get_color(), alpha=0.2, label="… down to the worst rater")
+    ax.axhline(anomaly["unsupervised"], color="grey", ls="--", label="unsupervised ranking alone")
+    ax.axhline(anomaly["achievable"], color="black", ls=":", label="best achievable")
+    ax.set(xlabel="ratings given", ylabel="interesting share of the top 100", ylim=(0, 1.02),
+           title=f"Anomaly search, {anomaly['raters']} simulated raters")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -102,34 +102,3 @@ def linear_probe(vectors: np.ndarray, labels: np.ndarray, seed: int,
         clf.fit(vectors[rows], labels[rows])
         out[str(f)] = round(float((clf.predict(vectors[test]) == labels[test]).mean()), 4)
     return out
-
-
-def tag_expansion(vectors: np.ndarray, labels: np.ndarray, classes: list[str], seed: int, seeds_per_tag: int = 5,
-                  k: int = 50, decisions: int = 20) -> dict[str, dict[str, float]]:
-    """Simulate tagging one galaxy of each class and expanding the tag twice (see ``discovery.tag_expansion``).
-
-    Round 1 ranks from ONE member; a researcher who knows the truth then accepts or rejects the top
-    ``decisions`` candidates, and round 2 ranks again without them. Both report precision@k of the proposed
-    candidates, averaged over ``seeds_per_tag`` different starting members. Round 2 can only propose members
-    still undecided, so a small class has a ceiling below 1 (``round2_ceiling_at_k``: its members left after
-    round 1's accepts, over k) that a good first round lowers: it tells a weak ranking from an exhausted class.
-    """
-    from discovery.tag_expansion import normalise_tag, rank_candidates
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for c in classes:
-        members = np.flatnonzero(labels == c)
-        rounds = []
-        for start in rng.choice(members, min(seeds_per_tag, len(members)), replace=False):
-            first = rank_candidates(vectors, np.array([start]), np.array([], int), k)
-            shown = first.rows[:decisions]
-            good = labels[shown] == c
-            second = rank_candidates(vectors, np.r_[start, shown[good]], shown[~good], k)
-            left = len(members) - 1 - good.sum()
-            rounds.append(((labels[first.rows] == c).mean(), (labels[second.rows] == c).mean(), min(k, left) / k))
-        r1, r2, ceiling = np.mean(rounds, axis=0)
-        out[normalise_tag(c.replace("_", "-"))] = {f"round1_precision_at_{k}": round(float(r1), 4),
-                                                   f"round2_precision_at_{k}": round(float(r2), 4),
-                                                   f"round2_ceiling_at_{k}": round(float(ceiling), 4)}
-    return out

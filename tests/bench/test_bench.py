@@ -36,6 +36,14 @@ def test_anomaly_benchmark_times_a_rerank() -> None:
     assert r["n"] == 3000 and r["rerank_s"] > 0
 
 
+def test_discovery_benchmark_runs_simulated_researchers_on_a_workdir(workdir: Path) -> None:
+    (r,) = _run("discovery", "--workdir", str(workdir), "--raters", "2", "--tag-starts", "2")
+    assert len(r["anomaly"]["active_learning"]["50"]["seeds"]) == 2 and "look_alikes" in r["anomaly"]
+    assert all(len(t["found"]["3"]["seeds"]) <= 2 for t in r["tag_expansion"].values())
+    table = _bench("discovery", "--workdir", str(workdir), "--raters", "2", "--tag-starts", "2")
+    assert table.returncode == 0 and "active learning" in table.stdout and "plain search" in table.stdout
+
+
 @pytest.mark.parametrize("name", ["embed", "serving"])
 def test_benchmarks_with_torch_or_httpx_import_cleanly(name: str) -> None:
     out = _bench(name, "--help", timeout=120)

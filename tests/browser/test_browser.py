@@ -6,6 +6,7 @@ string evaluated in the page; every test ends with no dialog opened and no CSP r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,13 +116,23 @@ def test_rate_anomalies_with_the_keyboard_and_retrain(server: str, page) -> None
     assert len(set(rated)) == 5
     assert not set(rated) & {c.get_attribute("data-id") for c in page.locator("#to-rate .rate-card").all()}
     page.click("#retrain")
-    expect(page.locator("#anomaly-status")).to_have_attribute("data-method", "gaussian_process")
+    expect(page.locator("#anomaly-status")).to_have_attribute("data-method", "classifier")
+    expect(page.locator("#anomaly-status")).to_have_attribute("data-fitted-on", "5")
+    expect(page.locator("#anomaly-status")).to_contain_text("fitted on 5 ratings")
     expect(page.locator("#anomaly-status")).to_contain_text("last retrain")
     after = [c.get_attribute("data-id") for c in page.locator("#top .rate-card").all()]
     assert after != before  # the ranking changed
     marked = {f.get_attribute("data-id"): f.locator("figcaption").inner_text()
               for f in page.locator("#top figure.rated").all()}
     assert marked[rated[0]] == "rated 5" and marked[rated[4]] == "rated 5"
+    # the top tells rated from predicted, and each prediction's uncertainty
+    top = [c.get_attribute("data-id") for c in page.locator("#top .rate-card").all()]
+    assert set(top[:2]) == {rated[0], rated[4]} and top[2] == rated[2]  # rated 4-5 lead, by rating
+    guess = page.locator("#top figcaption.predicted").first.inner_text()
+    assert guess.startswith("predicted ") and " ± " in guess
+    counts = re.search(r"(\d+) rated, (\d+) predicted", page.locator("#top-hint").inner_text())
+    assert int(counts[1]) == page.locator("#top figcaption.rated").count() >= 3
+    assert int(counts[1]) + int(counts[2]) == 100
 
 
 def test_researcher_name_from_the_header_form_and_forged_writes_refused(server: str, page) -> None:

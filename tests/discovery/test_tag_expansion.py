@@ -65,6 +65,17 @@ def test_classifier_takes_over_with_five_of_each_and_gives_probabilities() -> No
     assert r.method == "classifier" and np.all((r.scores >= 0) & (r.scores <= 1))
     assert (labels[r.rows] == 0).mean() > 0.8 and not set(np.r_[pos, neg]) & set(r.rows.tolist())
     assert rank_candidates(x, pos, neg[:4], k=5).method == "similarity"
+    assert rank_candidates(x, pos, neg, k=5, classifier=False).method == "similarity"
+
+
+def test_a_classifier_round_keeps_half_of_what_the_similarity_ranking_proposes_first() -> None:
+    x, _ = _clusters()
+    pos, neg = np.arange(5), np.arange(30, 35)
+    both = rank_candidates(x, pos, neg, k=20)
+    alone = rank_candidates(x, pos, neg, k=20, classifier=False)
+    assert both.method == "classifier" and len(set(both.rows.tolist())) == 20
+    assert set(alone.rows[:10].tolist()) <= set(both.rows.tolist())
+    assert both.rows[0] == alone.rows[0]  # taken alternately, the similarity ranking first
 
 
 def test_ranking_needs_a_member_and_stops_at_the_survey_size() -> None:

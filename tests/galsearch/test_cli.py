@@ -26,6 +26,27 @@ def test_eval_json_keys(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     assert json.loads((workdir / "eval.json").read_text()) == result
     png = (workdir / "eval.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    anomaly = result["anomaly"]
+    assert anomaly["interesting_column"] == "interesting" and anomaly["raters"] == 10
+    assert anomaly["method"] == "classifier" and len(anomaly["active_learning"]["200"]["seeds"]) == 10
+    assert (workdir / "eval_anomaly.png").read_bytes().startswith(b"\x89PNG")
+    ring = result["tag_expansion"]["#ring"]
+    assert len(ring["found"]["3"]["seeds"]) == min(10, counts["ring"]) and "round2_precision_at_50" in ring
+
+
+def test_eval_hunts_what_it_is_told_is_interesting(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    cli(["eval", "--workdir", str(workdir), "--no-figure", "--interesting-col", "morphology", "--interesting",
+         "ring,lens", "--boring", "artifact", "--raters", "3", "--tag-starts", "2"])
+    err = capsys.readouterr().err
+    result = json.loads((workdir / "eval.json").read_text())
+    a = result["anomaly"]
+    assert a["interesting_column"] == "morphology" and a["raters"] == 3
+    assert a["interesting_count"] == sum(result["per_class"][c]["count"] for c in ("ring", "lens"))
+    assert a["boring_count"] == result["per_class"]["artifact"]["count"]
+    assert all(len(t["found"]["1"]["seeds"]) <= 2 for t in result["tag_expansion"].values())
+    assert "median/worst of 3 raters" in err and "look-alikes" in err
+    with pytest.raises(SystemExit):
+        cli(["eval", "--workdir", str(workdir), "--no-figure", "--interesting-col", "nope"])
 
 
 def test_eval_on_any_label_column_skips_the_slow_baseline_and_shows_progress(

@@ -27,8 +27,13 @@ def test_anomaly_scores_use_the_learned_part_of_the_search_vectors(workdir) -> N
     learned = learned_part(workdir, search_vectors)
     assert isinstance(learned, LearnedPart)
     assert learned.shape == (len(search_vectors), search_vectors.shape[1] - len(NAMES))
-    saved = np.load(workdir / "anomaly.npz")["combined"]
-    assert np.allclose(saved, unsupervised_scores(learned, seed=1)["combined"], atol=1e-5)  # built with --seed 1
+    saved = np.load(workdir / "anomaly.npz")
+    scores = unsupervised_scores(learned, seed=1)
+    assert np.allclose(saved["combined"], scores["combined"], atol=1e-5)  # built with --seed 1
+    # ... while the rating model works in a PCA of the search vectors, morphometry and all
+    from discovery.unsupervised import pca_coordinates
+    assert np.allclose(saved["coords"], pca_coordinates(search_vectors, 1, scores["pca"].shape[1])[0], atol=1e-4)
+    assert not np.allclose(saved["coords"], saved["pca"], atol=1e-2)
 
     # A survey large enough for an index: candidates come from the search space, scores from the learned one.
     index, _ = make_index(search_vectors, "flat")

@@ -32,9 +32,12 @@ def test_rate_retrain_and_rerank(client: TestClient) -> None:
         assert r.status_code == 200 and r.json()["rated"] == {"id": gid, "rating": rating}
     assert client.get("/anomalies").json()["method"] == "unsupervised"  # 2 < retrain_every
     r = client.post("/anomalies/ratings", json={"id": shown[2], "rating": 1}).json()
-    assert r["method"] == "gaussian_process" and r["ratings"] == 3  # retrained automatically
+    assert r["method"] == "classifier" and r["ratings"] == 3 and r["fitted_on"] == 3  # retrained automatically
     assert not {g["id"] for g in r["to_rate"]} & set(shown[:3])  # rated galaxies leave the queue
-    assert r["top"][0]["id"] == shown[0] and r["top"][0]["rating"] == 5
+    assert r["top"][0]["id"] == shown[0] and r["top"][0]["rating"] == 5 and r["top"][0]["status"] == "rated"
+    guesses = [g for g in r["top"] if g["status"] == "predicted"]
+    assert guesses and all(g["rating"] is None and g["uncertainty"] >= 0 for g in guesses)
+    assert "fitted on 3 ratings" in r["message"] and "look-alikes" in r["message"]
     client.post("/anomalies/ratings", json={"id": shown[0], "rating": 2})  # changing a rating updates it
     retrained = client.post("/anomalies/retrain").json()
     assert retrained["ratings"] == 3 and "entered_top_100" in retrained
@@ -73,14 +76,25 @@ def test_bad_ratings_are_4xx(client: TestClient, body: dict, code: int) -> None:
     assert client.get("/anomalies").json()["ratings"] == 0
 
 
-def test_anomaly_page_shows_the_top_100_it_names_and_rate_next_never_repeats_it(client: TestClient) -> None:
+def test_anomaly_page_shows_the_top_100_it_names_and_what_to_rate_next(client: TestClient) -> None:
     page = client.get("/anomalies", headers={"accept": "text/html"}).text
     assert page.count('class="rate-card') == 124 and "Top 100 of the ranking" in page
     assert "anomaly score" in page and "predicted" not in page and "last retrain" not in page  # nothing rated yet
     assert 'id="retrain"' in page and "anomalies.js" in page
     data = client.get("/anomalies").json()
-    assert len(data["top"]) == 100 and len(data["to_rate"]) == 24
-    assert not {g["id"] for g in data["top"]} & {g["id"] for g in data["to_rate"]}
+    assert len(data["top"]) == 100 and len(data["to_rate"]) == 24 and data["fitted_on"] == 0
+    assert all(g["status"] == "unsupervised" and g["uncertainty"] is None for g in data["top"])
+    # no ratings yet: rate next is the unsupervised top itself
+    assert [g["id"] for g in data["to_rate"]] == [g["id"] for g in data["top"][:24]]
+
+
+def test_ratings_below_four_keep_the_unsupervised_order(client: TestClient) -> None:
+    first = client.get("/anomalies", params={"n": 3}).json()["to_rate"]
+    for g in first:
+        client.post("/anomalies/ratings", json={"id": g["id"], "rating": 1})
+    r = client.post("/anomalies/retrain").json()
+    assert r["method"] == "unsupervised" and r["fitted_on"] == 3 and "none of them 4-5 yet" in r["message"]
+    assert not {g["id"] for g in first} & {g["id"] for g in r["to_rate"]}
 
 
 def test_rated_galaxies_leave_the_queue_before_any_retrain(client: TestClient) -> None:
