@@ -1,17 +1,21 @@
-"""Active learning of what a researcher finds interesting (Walmsley et al. 2022, after Lochner & Bassett 2021).
+"""Active learning of what a researcher finds interesting (after Walmsley et al. 2022 and Lochner & Bassett 2021).
 
-The predicted rating is a straight line in the unsupervised anomaly score (fitted to the ratings) plus a
-Gaussian process on the PCA coordinates of the embeddings for what that line misses; the kernel's
-hyperparameters are refitted on every retrain (a few hundred ratings take milliseconds). The line matters:
-far from every rated galaxy a plain GP falls back to the mean rating, and a researcher shown promising
-galaxies first rates high on average, so unrated galaxies everywhere would outrank the boring ones rated
-(measured on the demo survey: 3 % interesting in the top 100 after 200 ratings without it, 99 % with it).
+Three models of the ratings (``METHODS``), the default chosen by the worst case over simulated raters on the demo
+survey and a real one (gz1-sdss mergers; figures in the README):
 
-Two orders come out: ``expected`` (rated galaxies by their rating, the others by the predicted rating) is the
-survey-wide ranking; ``acquisition`` (the upper confidence bound ``mean + KAPPA * std`` of unrated galaxies)
-picks what to show the researcher next, so each batch also explores where the model is unsure. Prediction
-is written out by hand in float32 blocks, and the variance (the costly part) only where it can matter, so
-re-ranking a million galaxies stays interactive. With no rating yet, both orders are the unsupervised score.
+- ``classifier`` (default): a logistic regression of the galaxies rated ``LIKED`` or more against those rated
+  lower and a background sample, its probability mapped onto the rating scale; while fewer than ``FEW_LIKED`` are
+  liked, the next to rate are their nearest look-alikes; until one is, the unsupervised order.
+- ``gaussian_process`` (Walmsley et al. 2022): a straight line in the unsupervised score plus a GP on the PCA
+  coordinates for what it misses, shown by its upper confidence bound ``mean + KAPPA * std``. On rare, noisy
+  interest its fitted length scale shrinks to the spacing of the ratings and it predicts the line everywhere; the
+  line's slope is kept non-negative so a first batch rated boring cannot turn it against the unusual end.
+- ``neighbour_score`` (Astronomaly): a random forest trusted near rated galaxies, the unsupervised score elsewhere.
+
+Whatever the model, galaxies rated interesting lead the survey-wide top (``order``), and every batch to rate
+(``AnomalyRanking.next_to_rate``) gives ``EXPLORE_SHARE`` of its places to the most unusual unrated galaxies by
+the unsupervised score, so the unexplored unusual end stays in view. The GP's prediction is written out by hand in
+float32 blocks, its variance only where it can matter, so re-ranking a million galaxies stays interactive.
 """
 
 from __future__ import annotations
