@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table
 
-from discovery.active_learning import TOP, rank
+from discovery.active_learning import LIKED, TOP, rank
 
 CHECKPOINTS = (0, 50, 100, 200)
 NOISE = 0.1  # share of ratings off by 1 or 2
-INTERESTING_RATING = 4  # a rating at least this counts as "rated interesting" for the look-alike baseline
 SEEDS = 10
 BATCH = 10
 
@@ -103,17 +102,17 @@ def active_learning(coords: np.ndarray, prior: np.ndarray, method: str = "classi
 
 
 def look_alikes(vectors: np.ndarray, prior: np.ndarray) -> Strategy:
-    """By hand: the rated galaxies by their rating, then the unrated by their best cosine similarity to a galaxy
-    rated interesting (by the unsupervised score until one is); the next to rate are the best unrated."""
+    """By hand: the galaxies rated interesting by their rating, then the unrated by their best cosine similarity to
+    one of them (by the unsupervised score until there is one); the next to rate are the best unrated."""
     vectors = np.asarray(vectors, np.float32)
 
     def step(rows: np.ndarray, ratings: np.ndarray, batch: int) -> tuple[np.ndarray, list[int]]:
-        liked = rows[ratings >= INTERESTING_RATING]
+        by_rating = np.argsort(-ratings, kind="stable")
+        liked = rows[by_rating][ratings[by_rating] >= LIKED]
         score = (vectors @ vectors[liked].T).max(1) if len(liked) else prior.astype(np.float32).copy()
         score[rows] = -np.inf
         unrated = np.argsort(-score, kind="stable")
-        rated = rows[np.argsort(-ratings, kind="stable")]
-        top = np.r_[rated[ratings[np.argsort(-ratings, kind="stable")] >= INTERESTING_RATING], unrated][:TOP]
+        top = np.r_[liked, unrated][:TOP]
         return top, unrated[:batch].tolist()
     return step
 
