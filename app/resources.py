@@ -48,7 +48,7 @@ class Resources:
     def open(cls, settings: ServerSettings) -> Resources:
         workdir = Workdir(settings.workdir)
         store = Store(workdir.store)
-        index = load_index(workdir.root, file_sha256(workdir.model) if workdir.model.exists() else None,
+        index = load_index(workdir.root, file_sha256(workdir.encoder) if workdir.encoder.exists() else None,
                            max_memory_mb=settings.index_max_memory_mb)
         workdir.check_aligned(store.ids)
         anomaly = load_anomaly_scores(workdir.root, store.ids)

@@ -19,7 +19,7 @@ import torch
 
 from bench.report import print_result
 from embedder.encode import embed, encode_array
-from embedder.model import load_encoder
+from embedder.encoders import own_model
 from embedder.morphometry import measure_store
 from embedder.train import TrainConfig, resolve_device, train
 from survey.store import CATALOG, IMAGES, META, Store
@@ -57,19 +57,19 @@ def run(args: argparse.Namespace) -> dict:
         ckpt = train(store, tmp / "model.pt", cfg, progress=False)
         train_s = time.perf_counter() - t0
         history = torch.load(ckpt, weights_only=False)["history"]
-        encoder, saved = load_encoder(ckpt, device)
+        model = own_model(ckpt, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         if args.ray is None:
-            emb = encode_array(encoder, store.images, np.asarray(saved["noise"]), saved["input_size"], device,
-                               batch_size=args.encode_batch)
+            emb = encode_array(model, store.images, batch_size=args.encode_batch)
         else:  # the whole `embed --ray` job, Ray's start-up included
             from embedder.distributed import ray_encoder
 
-            remote = ray_encoder(store.root, ckpt, args.ray or None, args.encode_batch, args.ray_actors)
-            emb = np.load(embed(store, ckpt, tmp, device, args.encode_batch, progress=False, encode_chunks=remote))
+            remote = ray_encoder(store.root, ckpt, model.identity, args.ray or None, args.encode_batch,
+                                 args.ray_actors)
+            emb = np.load(embed(store, model, tmp, device, args.encode_batch, progress=False, encode_chunks=remote))
         if device.type == "cuda":
             torch.cuda.synchronize()
         encode_s = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -63,3 +64,17 @@ class EmbedConfig(BaseModel):
     # colours; see embedder/morphometry.py), appended to the learned embedding; 0 searches the learned embedding
     # alone. Measured on the demo survey: 0.7 lifts rare-class recall@50 (rings 0.28 -> 0.64, mergers 0.17 -> 0.28).
     morphometry_weight: float = Field(default=0.7, ge=0, le=10)
+    # What encodes the cutouts (embedder/encoders.py): own | file:PATH | timm:NAME | hf-hub:REPO. None keeps the
+    # workdir's (its encoder.json), else its own trained model.pt.
+    encoder: str | None = None
+    encoder_weights: Path | None = None  # a timm model's weights as a local file, instead of a download
+    # The input contract of a foreign encoder, over its sidecar JSON's (embedder.encoders.InputContract).
+    encoder_size: int | None = None
+    encoder_channels: list[str] | None = None
+    encoder_scaling: Literal["unit", "asinh"] | None = None
+    encoder_mean: list[float] | None = None
+    encoder_std: list[float] | None = None
+
+    def contract_flags(self) -> dict:
+        """The contract fields set here, by the contract's names."""
+        return {name: getattr(self, f"encoder_{name}") for name in ("size", "channels", "scaling", "mean", "std")}

@@ -1,16 +1,16 @@
 """Encoding spread over a Ray cluster: ``galsearch embed --ray [ADDRESS]``.
 
-Ray Data turns the store's row ranges into a dataset and ``map_batches`` hands them to a pool of encoder actors,
-one per GPU (or per CPU when the cluster has none). Each actor loads the checkpoint once (shipped through Ray's
-object store, so workers need no copy of it) and reads its rows from the packed store's memmap: the store must
-sit on storage every node mounts (NFS, Lustre, a shared volume). The results stream back in row order to the
-driver, which writes them into the same chunked, resumable embedding files as a local run (``embed``).
+Ray Data turns the store's row ranges into a dataset and ``map_batches`` hands them to a pool of encoder actors, one per
+GPU (or per CPU when the cluster has none). Each actor loads the workdir's encoder once (any kind of
+``embedder.encoders``, its file shipped through Ray's object store, so workers need no copy of it) and reads its rows
+from the packed store's memmap: the store must sit on storage every node mounts (NFS, Lustre, a shared volume). The
+results stream back in row order to the driver, which writes them into the same chunked, resumable embedding files as a
+local run (``embed``).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,34 +24,32 @@ TASK_ROWS = 4096
 class _EncodeRows:
     """A Ray Data actor: the encoder, loaded once, applied to whole row ranges of the store."""
 
-    def __init__(self, checkpoint: bytes, store_root: str, batch_size: int) -> None:
+    def __init__(self, model: bytes, identity: dict, store_root: str, batch_size: int) -> None:
         import torch
 
         from embedder.encode import encode_array
-        from embedder.model import load_encoder
+        from embedder.encoders import from_bytes
         from survey.store import Store
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        with tempfile.NamedTemporaryFile(suffix=".pt") as fh:
-            fh.write(checkpoint)
-            fh.flush()
-            self.encoder, cfg = load_encoder(Path(fh.name), self.device)
-        self.noise, self.input_size = np.asarray(cfg["noise"]), cfg["input_size"]
         self.store, self.batch_size, self.encode = Store(Path(store_root)), batch_size, encode_array
+        self.model = from_bytes(model, identity, self.device, self.store.noise)
+        self.bands = self.model.check_survey(self.store.bands)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, pieces = [], []
         for start, end in zip(batch["start"], batch["end"]):
-            pieces.append(self.encode(self.encoder, self.store.images[start:end], self.noise, self.input_size,
-                                      self.device, self.batch_size))
+            pieces.append(self.encode(self.model, self.store.images[start:end], self.bands, self.batch_size))
             rows.append(np.arange(start, end))
         return {"row": np.concatenate(rows), "embedding": np.concatenate(pieces)}
 
 
-def ray_encoder(store_root: Path, checkpoint: Path, address: str | None, batch_size: int = 512,
+def ray_encoder(store_root: Path, model: Path, identity: dict, address: str | None, batch_size: int = 512,
                 actors: int | None = None) -> ChunkEncoder:
     """A ``ChunkEncoder`` for ``embed`` that runs on the Ray cluster at ``address`` ("auto", "ray://host:10001";
-    None starts a local one). ``actors`` defaults to the cluster's GPU count, else its CPU count."""
+    None starts a local one) with the encoder file ``model`` that ``identity`` describes (``embedder.encoders``:
+    an own checkpoint, or a workdir's ``encoder.json``). ``actors`` defaults to the cluster's GPU count, else its
+    CPU count."""
 
     def encode_chunks(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
         import ray
@@ -60,7 +58,7 @@ def ray_encoder(store_root: Path, checkpoint: Path, address: str | None, batch_s
         if started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         try:
-            yield from _run(chunks, store_root, checkpoint, batch_size, actors)
+            yield from _run(chunks, store_root, model, identity, batch_size, actors)
         finally:
             if started:
                 ray.shutdown()
@@ -68,7 +66,7 @@ def ray_encoder(store_root: Path, checkpoint: Path, address: str | None, batch_s
     return encode_chunks
 
 
-def _run(chunks: list[tuple[int, int]], store_root: Path, checkpoint: Path, batch_size: int,
+def _run(chunks: list[tuple[int, int]], store_root: Path, model: Path, identity: dict, batch_size: int,
          actors: int | None) -> Iterator[tuple[int, np.ndarray]]:
     import ray
     import ray.data
@@ -86,7 +84,7 @@ def _run(chunks: list[tuple[int, int]], store_root: Path, checkpoint: Path, batc
     ds = ray.data.from_items([{"start": s, "end": e} for s, e in chunks], override_num_blocks=len(chunks))
     ds = ds.map_batches(_EncodeRows, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
                         num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
-                        fn_constructor_kwargs={"checkpoint": Path(checkpoint).read_bytes(),
+                        fn_constructor_kwargs={"model": Path(model).read_bytes(), "identity": identity,
                                                "store_root": str(Path(store_root).resolve()),
                                                "batch_size": batch_size})
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):

@@ -21,9 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from embedder import morphometry
-from embedder.model import Encoder, load_encoder
-from embedder.preprocess import to_model_input
-from survey.checksum import file_sha256
+from embedder.encoders import FeatureModel, own_model
 from survey.store import Store, copy_rows
 from survey.workdir import (
     EMBED_PROGRESS,
@@ -45,22 +43,27 @@ def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def encode_array(encoder: Encoder, images: np.ndarray, noise: np.ndarray, input_size: int,
-                 device: torch.device, batch_size: int = 512, out: np.ndarray | None = None,
-                 progress: bool = False, normalise: bool = True) -> np.ndarray:
-    """Embed ``images`` (N, C, H, W flux) batch by batch into ``out`` (or a new array); rows L2-normalised
-    unless ``normalise`` is False."""
-    encoder.eval()
+def encode_array(model: FeatureModel, images: np.ndarray, bands: list[int] | None = None, batch_size: int = 512,
+                 out: np.ndarray | None = None, progress: bool = False, normalise: bool = True) -> np.ndarray:
+    """Embed ``images`` (N, C, H, W as packed) batch by batch into ``out`` (or a new array); ``bands`` are the
+    store rows the model takes, in its order (default all, as stored); rows L2-normalised unless ``normalise``
+    is False."""
+    device = model.device
     n = images.shape[0]
-    out = np.empty((n, encoder.dim), np.float32) if out is None else out
-    noise_t = torch.from_numpy(np.asarray(noise, np.float32)).to(device)
+    rows = list(range(images.shape[1])) if bands is None else bands
+    out = np.empty((n, model.dim), np.float32) if out is None else out
     for start in tqdm(range(0, n, batch_size), desc="embed", unit="batch", disable=not progress):
         x = torch.from_numpy(np.array(images[start : start + batch_size], dtype=np.float32)).to(device)
-        x = to_model_input(x, noise_t, input_size)
+        x = model.prepare(x, rows)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            h = torch.stack([encoder(v).float() for v in dihedral_views(x)]).mean(0)
+            h = torch.stack([model(v).float() for v in dihedral_views(x)]).mean(0)
         out[start : start + len(x)] = (F.normalize(h, dim=1) if normalise else h).cpu().numpy()
     return out
+
+
+def as_model(encoder: FeatureModel | Path, device: torch.device | str = "cpu") -> FeatureModel:
+    """An encoder given as a FeatureModel, or as the path of a galsearch checkpoint (the own encoder)."""
+    return encoder if isinstance(encoder, FeatureModel) else own_model(Path(encoder), device)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -71,33 +74,32 @@ def _write_json(path: Path, obj: dict) -> None:
 ChunkEncoder = Callable[[list[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]]
 
 
-def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, batch_size: int = 512,
+def embed(store: Store, encoder: FeatureModel | Path, workdir: Path, device: torch.device, batch_size: int = 512,
           progress: bool = True, pca_dim: int = 0, chunk_rows: int = CHUNK_ROWS,
           on_chunk: Callable[[int, int], None] | None = None, encode_chunks: ChunkEncoder | None = None,
           morphometry_weight: float = 0.0) -> Path:
     """Write ``embeddings.npy``, ``embedding_ids.npy``, ``embeddings.json`` and ``morphometry.npy`` into ``workdir``.
 
+    ``encoder`` is the model to embed with (``embedder.encoders``), or an own checkpoint's path.
     ``on_chunk(start, end)`` is called after each piece is safely on disk. A previous run of the same model
     on the same survey that was interrupted is continued from its last finished piece. ``encode_chunks`` does
     the encoding elsewhere (``embedder.distributed``: a Ray cluster); by default it runs here, on ``device``.
     The classical morphometry of every cutout is measured here, and with ``morphometry_weight`` > 0 appended to
     the search vectors (``embedder.morphometry.combine``).
     """
-    encoder, cfg = load_encoder(checkpoint, device)
+    model = as_model(encoder, device)
     workdir = Path(workdir)
-    n, bands = len(store), store.meta["shape"][0]
+    n = len(store)
     if n == 0:
         raise ValueError("the survey is empty: nothing to embed")
-    if cfg["in_channels"] != bands:
-        raise ValueError(f"checkpoint {checkpoint} was trained on {cfg['in_channels']} bands but the survey has "
-                         f"{bands} ({', '.join(store.bands)}); train a model on this survey")
+    bands = model.check_survey(store.bands)
     if not 0 <= morphometry_weight <= 10:
         raise ValueError("the morphometry weight must be between 0 (off) and 10")
-    if pca_dim < 0 or pca_dim > encoder.dim:
-        raise ValueError(f"--pca must be between 1 and the embedding dimension {encoder.dim} (0 = off)")
-    sha = file_sha256(checkpoint)
+    if pca_dim < 0 or pca_dim > model.dim:
+        raise ValueError(f"--pca must be between 1 and the embedding dimension {model.dim} (0 = off)")
+    sha = model.identity["sha256"]
     tmp, state_path = workdir / (EMBEDDINGS_FULL + ".partial"), workdir / EMBED_PROGRESS
-    state = {"model_sha256": sha, "count": n, "dim": encoder.dim, "done": 0}
+    state = {"model_sha256": sha, "count": n, "dim": model.dim, "done": 0}
     saved = json.loads(state_path.read_text()) if state_path.exists() else {}
     if tmp.exists() and {k: saved.get(k) for k in ("model_sha256", "count", "dim")} == {
         k: state[k] for k in ("model_sha256", "count", "dim")
@@ -105,12 +107,11 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
         state["done"] = int(saved["done"])
         out = np.load(tmp, mmap_mode="r+")
     else:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, encoder.dim))
-    noise = np.asarray(cfg["noise"])
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, model.dim))
 
     def here(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
         for start, end in chunks:
-            yield start, encode_array(encoder, store.images[start:end], noise, cfg["input_size"], device, batch_size)
+            yield start, encode_array(model, store.images[start:end], bands, batch_size)
 
     chunks = [(start, min(n, start + chunk_rows)) for start in range(state["done"], n, chunk_rows)]
     with tqdm(total=n - state["done"], desc="embed", unit="gal", disable=not progress) as bar:
@@ -128,14 +129,14 @@ def embed(store: Store, checkpoint: Path, workdir: Path, device: torch.device, b
         raise RuntimeError(f"encoding stopped at row {state['done']} of {n}; run again to resume")
     del out
     stats = morphometry.measure_store(store, progress, chunk_rows)
-    info = {"model_sha256": sha, "dim": encoder.dim, "count": n, "normalised": True, "tta": "dihedral8",
-            "pca": None}
+    info = {"model_sha256": sha, "encoder": model.identity, "dim": model.dim, "count": n, "normalised": True,
+            "tta": "dihedral8", "pca": None}
     for stale in (EMBEDDINGS_FULL, PCA_FILE):
         (workdir / stale).unlink(missing_ok=True)
     if pca_dim:
         tmp.replace(workdir / EMBEDDINGS_FULL)
         info["pca"] = reduce_with_pca(workdir, pca_dim, chunk_rows)
-        info["dim"], info["full_dim"] = pca_dim, encoder.dim
+        info["dim"], info["full_dim"] = pca_dim, model.dim
     else:
         tmp.replace(workdir / EMBEDDINGS)
     info["morphometry"] = morphometry.attach(workdir, stats, morphometry_weight, chunk_rows)
@@ -178,17 +179,19 @@ def _append_rows(path: Path, rows: np.ndarray) -> None:
         del out, old
 
 
-def embed_appended(store: Store, checkpoint: Path, workdir: Path, device: torch.device, start: int) -> int:
+def embed_appended(store: Store, encoder: FeatureModel | Path, workdir: Path, device: torch.device,
+                   start: int) -> int:
     """Encode the store's rows from ``start`` on (a batch just appended) with the model the workdir was embedded
     with, and append them to its embeddings (projected with its PCA, if it has one). Returns the rows added."""
     workdir = Path(workdir)
     info = json.loads((workdir / EMBEDDING_INFO).read_text())
-    if file_sha256(checkpoint) != info["model_sha256"]:
-        raise ValueError(f"{checkpoint} is not the model the embeddings were made with; run `galsearch embed`")
+    model = as_model(encoder, device)
+    if model.identity["sha256"] != info["model_sha256"]:
+        raise ValueError(f"{model.identity['source']} is not the model the embeddings were made with; run "
+                         "`galsearch embed`")
     if info["count"] != start:
         raise ValueError(f"the embeddings hold {info['count']} rows, expected {start}; run `galsearch embed`")
-    encoder, cfg = load_encoder(checkpoint, device)
-    new = encode_array(encoder, store.images[start:], np.asarray(cfg["noise"]), cfg["input_size"], device)
+    new = encode_array(model, store.images[start:], model.check_survey(store.bands))
     if info.get("pca"):
         _append_rows(workdir / EMBEDDINGS_FULL, new)
         with np.load(workdir / PCA_FILE) as pca:

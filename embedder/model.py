@@ -49,7 +49,7 @@ class Encoder(nn.Module):
             BasicBlock(2 * width, 4 * width, stride=2),
             BasicBlock(4 * width, 4 * width),
         )
-        self.dim = 4 * width
+        self.dim, self.in_channels = 4 * width, in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)

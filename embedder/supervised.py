@@ -14,6 +14,7 @@ from torch import nn
 
 from embedder.augment import augment
 from embedder.encode import encode_array
+from embedder.encoders import network_model
 from embedder.model import Encoder
 from embedder.preprocess import to_model_input
 from embedder.train import resolve_device, use_bf16
@@ -62,6 +63,7 @@ def predict(encoder: Encoder, clf: nn.Linear, classes: list[str], store: Store, 
             input_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels and the encoder's (rotation-averaged) features for ``store.images[rows]``."""
     dev = next(clf.parameters()).device
-    raw = encode_array(encoder, store.images[rows], store.noise, input_size, dev, normalise=False)
+    model = network_model(encoder, input_size, store.noise, {"kind": "supervised", "source": "labels"}, dev)
+    raw = encode_array(model, store.images[rows], normalise=False)
     pred = clf(torch.from_numpy(raw).to(dev)).argmax(1).cpu().numpy()
     return np.asarray(classes)[pred], raw / np.linalg.norm(raw, axis=1, keepdims=True).clip(1e-12)

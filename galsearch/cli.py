@@ -62,21 +62,40 @@ def _train(s: Settings, resume: bool) -> Path:
     return path
 
 
+def _install_encoder(s: Settings) -> None:
+    """Make ``--encoder`` the workdir's encoder (copied or exported into it), checked against its survey."""
+    from embedder.encoders import EncoderSpec, install
+    from embedder.train import resolve_device
+    from survey.store import Store
+
+    wd = Workdir(s.workdir)
+    store = Store(wd.store)
+    identity = install(wd, EncoderSpec.parse(s.encoder), s.contract_flags(), s.encoder_weights,
+                       resolve_device(s.device), store.noise, store.bands)
+    if identity["kind"] != "own":
+        _log(f"encoding with {identity['source']} ({identity['format']}, {identity['dim']}-d, sha256 "
+             f"{identity['sha256'][:12]}…, input {identity['contract']})")
+
+
 def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -> None:
     """Encode the workdir's store; ``ray`` ("" for a local cluster, else its address) spreads it over Ray."""
     from embedder.encode import embed
+    from embedder.encoders import open_workdir, workdir_identity
     from embedder.train import resolve_device
     from survey.store import Store
 
     t0 = time.perf_counter()
     wd = Workdir(s.workdir)
+    store = Store(wd.store)
+    device = resolve_device(s.device)
+    model = open_workdir(wd, device, store.noise)
     remote = None
     if ray is not None:
         from embedder.distributed import ray_encoder
 
-        remote = ray_encoder(wd.store, wd.model, ray or None, actors=ray_actors)
-    out = embed(Store(wd.store), wd.model, s.workdir, resolve_device(s.device),
-                pca_dim=s.pca, encode_chunks=remote, morphometry_weight=s.morphometry_weight)
+        remote = ray_encoder(wd.store, wd.encoder, workdir_identity(wd), ray or None, actors=ray_actors)
+    out = embed(store, model, s.workdir, device, pca_dim=s.pca, encode_chunks=remote,
+                morphometry_weight=s.morphometry_weight)
     _log(f"embeddings -> {out} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -99,6 +118,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     import tempfile
 
     from embedder.encode import embed_appended
+    from embedder.encoders import open_workdir
     from embedder.train import resolve_device
     from index_builder import anomaly
     from index_builder.index import add
@@ -118,7 +138,8 @@ def cmd_add(args: argparse.Namespace) -> None:
     if duplicates:
         _log(f"skipped {len(duplicates)} galaxies already in the survey (e.g. {', '.join(duplicates[:5])})")
     if added:
-        embed_appended(Store(store_dir), wd.model, s.workdir, resolve_device(s.device), start)
+        store, device = Store(store_dir), resolve_device(s.device)
+        embed_appended(store, open_workdir(wd, device, store.noise), s.workdir, device, start)
         manifest = add(s.workdir, start)
         anomaly.build(s.workdir, s.seed, s.index_device)
         _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "
@@ -130,7 +151,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    _embed(_settings(args), args.ray, args.ray_actors)
+    s = _settings(args)
+    if s.encoder is not None:
+        _install_encoder(s)
+    _embed(s, args.ray, args.ray_actors)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -150,7 +174,8 @@ def _catalog_in(survey: Path) -> Path:
 
 def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict | None = None,
            model: Path | None = None) -> None:
-    """ingest -> train (or adopt ``model``) -> embed -> index; a packed survey (has meta.json) is used in place."""
+    """ingest -> train (or adopt ``model``, or install ``--encoder``) -> embed -> index; a packed survey (has
+    meta.json) is used in place."""
     from survey.ingest import ingest
     from survey.store import META
 
@@ -163,7 +188,12 @@ def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict
     else:
         meta = ingest(_catalog_in(survey), store, **(ingest_options or {}))
         _log(f"packed {meta['count']} cutouts; skipped {meta['skipped']}, masked {meta['masked']}")
-    if model is None:
+    foreign = s.encoder not in (None, "own")
+    if foreign and model is not None:
+        raise ValueError("--model reuses an own encoder checkpoint and --encoder names another encoder: give one")
+    if foreign:
+        _install_encoder(s)
+    elif model is None:
         _train(s, resume)
     else:
         from embedder.model import adopt
@@ -173,12 +203,29 @@ def _build(s: Settings, survey: Path, resume: bool = False, ingest_options: dict
         cfg = adopt(model, packed.bands, packed.noise.tolist(), Workdir(s.workdir).model)
         _log(f"reusing the encoder in {model} (trained on {', '.join(cfg['adopted']['bands'] or ['?'])}) for "
              f"{', '.join(packed.bands)}")
+    if not foreign:
+        _install_encoder(s.model_copy(update={"encoder": "own"}))
     _embed(s)
     _index(s)
 
 
 def cmd_build(args: argparse.Namespace) -> None:
     _build(_settings(args), Path(args.survey), args.resume, _ingest_options(args), args.model)
+
+
+def cmd_export_encoder(args: argparse.Namespace) -> None:
+    """Export a timm / Hugging Face hub model to a ``.pt2`` file (+ its contract) for ``--encoder file:PATH``."""
+    from embedder.encoders import EncoderError, EncoderSpec, export_timm
+
+    s = _settings(args)
+    spec = EncoderSpec.parse(s.encoder or "")
+    if spec.kind not in ("timm", "hf-hub"):
+        raise EncoderError("export-encoder takes --encoder timm:NAME or hf-hub:REPO")
+    out = Path(args.out)
+    if out.suffix != ".pt2":
+        raise EncoderError(f"{out}: the exported program's file must end in .pt2")
+    contract = export_timm(spec, out, s.contract_flags(), s.encoder_weights)
+    _log(f"exported {spec} -> {out} (input {contract.model_dump()}); use it with --encoder file:{out}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -280,6 +327,25 @@ def _embed_flags(sp: argparse.ArgumentParser) -> None:
                          "appended to the learned embedding (default 0.7; 0: the learned embedding alone)")
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in _values(text)]
+
+
+def _encoder_flags(sp: argparse.ArgumentParser, choose: bool = True) -> None:
+    if choose:
+        sp.add_argument("--encoder", help="own (default: the encoder trained on this survey) | file:PATH (.pt2 "
+                        "torch.export, .pt TorchScript, .onnx) | timm:NAME | hf-hub:REPO, e.g. "
+                        "hf-hub:mwalmsley/zoobot-encoder-convnext_nano (needs galsearch[timm])")
+    sp.add_argument("--encoder-weights", type=Path, help="a timm model's weights as a local file (no download)")
+    sp.add_argument("--encoder-size", type=int, help="pixels a side the encoder takes (over its sidecar JSON)")
+    sp.add_argument("--encoder-channels", type=_values,
+                    help="the survey's bands in the order the encoder takes them, e.g. R,G,B for a JPEG survey")
+    sp.add_argument("--encoder-scaling", choices=["unit", "asinh"],
+                    help="unit: stored values (0-1 for PNG/JPEG); asinh: asinh(flux / 3 sigma_band)")
+    sp.add_argument("--encoder-mean", type=_floats, help="per-channel mean subtracted after scaling, e.g. ImageNet's")
+    sp.add_argument("--encoder-std", type=_floats, help="per-channel std divided by after the mean")
+
+
 def _ingest_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--crop", type=float, default=1.0, help="keep this central fraction of each cutout")
     sp.add_argument("--size", type=int, help="resample cutouts to this many pixels a side")
@@ -359,6 +425,7 @@ def _parser() -> argparse.ArgumentParser:
                          "the store must be on storage every node mounts")
     sp.add_argument("--ray-actors", type=int, help="encoder actors (default: one per GPU, else per CPU)")
     _embed_flags(sp)
+    _encoder_flags(sp)
     sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
     _index_flags(sp)
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
@@ -369,6 +436,12 @@ def _parser() -> argparse.ArgumentParser:
     _ingest_flags(sp)
     _index_flags(sp)
     _embed_flags(sp)
+    _encoder_flags(sp)
+    sp = add("export-encoder", cmd_export_encoder, "export a timm or Hugging Face hub model to a .pt2 file that "
+             "--encoder file:PATH runs with torch alone (on a machine without timm or internet)", workdir=False)
+    sp.add_argument("--encoder", required=True, help="timm:NAME or hf-hub:REPO")
+    sp.add_argument("--out", type=Path, required=True, help="the .pt2 file to write (its contract beside it, .json)")
+    _encoder_flags(sp, choose=False)
     add("serve", cmd_serve, "serve the gallery and API", serving=True)
     sp = add("demo", cmd_demo, "demo-survey + build + serve with the demo defaults", training=True, serving=True)
     sp.add_argument("--n", type=int, default=5000)

@@ -257,6 +257,7 @@ def build(workdir: Path, kind: str = "auto", seed: int = 0, device: str = "auto"
     index, details = make_index(emb, kind, seed, device, max_memory_mb)
     manifest = {
         "model_sha256": info["model_sha256"],
+        "encoder": info.get("encoder"),
         "dim": int(emb.shape[1]),
         "metric": "inner_product",
         "count": int(emb.shape[0]),

@@ -11,6 +11,7 @@ half-way, never leaves a half-written file where a reader looks.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 # Embedder
+ENCODER_INFO = "encoder.json"  # a foreign encoder's identity: kind, source, file, sha256, input contract
 EMBEDDINGS = "embeddings.npy"  # (N, dim) float32, L2-normalised: what the index searches
 EMBEDDING_IDS = "embedding_ids.npy"  # (N,) ids aligned with the rows of EMBEDDINGS
 EMBEDDING_INFO = "embeddings.json"  # model checksum, dim, count, TTA, PCA
@@ -68,6 +70,12 @@ class Workdir:
     def model(self) -> Path:
         """The encoder checkpoint."""
         return self.root / "model.pt"
+
+    @property
+    def encoder(self) -> Path:
+        """The file the workdir is embedded with: the file ``encoder.json`` names, else the own checkpoint."""
+        info = self.root / ENCODER_INFO
+        return self.root / json.loads(info.read_text())["file"] if info.exists() else self.model
 
     @property
     def thumbs(self) -> Path:

@@ -26,8 +26,10 @@ import torch
 from sklearn.decomposition import PCA
 from tqdm import tqdm
 
+from embedder.config import TrainConfig
 from embedder.encode import encode_array
-from embedder.model import Encoder, load_encoder
+from embedder.encoders import untrained_model
+from embedder.model import load_encoder
 from embedder.morphometry import to_normal
 from embedder.preprocess import to_model_input
 from embedder.supervised import predict, train_supervised
@@ -48,7 +50,7 @@ from galsearch.eval.tags import tag_expansion
 from index_builder.anomaly import learned_part, rating_coordinates
 from index_builder.anomaly import score as unsupervised_scores
 from survey.store import Store
-from survey.workdir import EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, Workdir, write_text
+from survey.workdir import EMBEDDING_INFO, EMBEDDINGS, MORPHOMETRY, MORPHOMETRY_FILE, Workdir, write_text
 
 PCA_FIT_MAX = 20_000
 FIGURE = "eval.png"
@@ -160,12 +162,11 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
     stage("pixel PCA")
     baselines = {"pca_pixels": score(pixel_pca(store, emb.shape[1], seed)[rows], labels, "l2", seed)}
     stage("untrained encoder")
-    _, cfg = load_encoder(workdir.model)
-    torch.manual_seed(seed)
-    untrained = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
-    random_vecs = encode_array(untrained, store.images[rows], np.asarray(cfg["noise"]), cfg["input_size"],
-                               torch.device("cpu"), progress=False)
-    baselines["random_init"] = score(random_vecs, labels, "ip", seed)
+    # The own architecture, untrained: as the workdir's own encoder is sized, or by default for a foreign one.
+    cfg = load_encoder(workdir.model)[1] if workdir.model.exists() else {
+        "in_channels": len(store.bands), **TrainConfig().model_dump(include={"width", "stem_stride", "input_size"})}
+    untrained = untrained_model(cfg["in_channels"], store.noise, cfg, seed)
+    baselines["random_init"] = score(encode_array(untrained, store.images[rows]), labels, "ip", seed)
     baselines["supervised_scratch"] = None
     if supervised:
         stage("supervised")
@@ -178,6 +179,7 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
         "n": int(len(rows)),
         "label": label_col,
         "dim": int(emb.shape[1]),
+        "encoder": json.loads((workdir / EMBEDDING_INFO).read_text()).get("encoder"),
         **learned,
         "tag_expansion": tag_expansion(learned_vecs, labels, tag_classes(labels), seed, tag_starts),
         "baselines": baselines,

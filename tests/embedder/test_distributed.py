@@ -37,7 +37,7 @@ def test_embed_on_ray_matches_a_local_run_and_resumes(workdir: Path, copy: Path)
     def kill_after_first_piece(start: int, end: int) -> None:
         raise Killed
 
-    remote = ray_encoder(copy / "store", copy / "model.pt", None, actors=2)
+    remote = ray_encoder(copy / "store", copy / "model.pt", {"kind": "own"}, None, actors=2)
     with pytest.raises(Killed):
         embed(Store(copy / "store"), copy / "model.pt", copy, torch.device("cpu"), progress=False,
               encode_chunks=remote, on_chunk=kill_after_first_piece, morphometry_weight=0.7)

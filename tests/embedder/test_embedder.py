@@ -9,6 +9,7 @@ import torch
 
 from embedder.augment import add_noise, augment, psf_blur, redden, rotate_flip_shift
 from embedder.encode import dihedral_views, embed, encode_array
+from embedder.encoders import network_model
 from embedder.model import Encoder, ProjectionHead, load_encoder
 from embedder.morphometry import NAMES
 from embedder.objectives import MoCo, nt_xent
@@ -94,9 +95,9 @@ def test_embedding_is_normalised_and_rotation_invariant() -> None:
     torch.manual_seed(0)
     enc = Encoder(3, 8)
     x = np.abs(np.random.default_rng(0).normal(size=(5, 3, 32, 32))).astype(np.float32)
-    noise = np.full(3, 0.1, np.float32)
-    e = encode_array(enc, x, noise, 32, torch.device("cpu"))
-    e_rot = encode_array(enc, np.ascontiguousarray(np.rot90(x, 1, axes=(2, 3))), noise, 32, torch.device("cpu"))
+    model = network_model(enc, 32, np.full(3, 0.1, np.float32), {"kind": "test"})
+    e = encode_array(model, x)
+    e_rot = encode_array(model, np.ascontiguousarray(np.rot90(x, 1, axes=(2, 3))))
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert np.allclose(e, e_rot, atol=1e-4)
     assert len(dihedral_views(torch.from_numpy(x))) == 8
