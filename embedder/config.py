@@ -14,7 +14,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     method: str = "moco"  # moco | simclr (measured on the demo: MoCo 0.809 vs SimCLR 0.789 precision@10)
-    epochs: int | None = None  # None: epochs_cpu or epochs_gpu, whichever device trains
+    epochs: int | None = None  # None: epochs_cpu or epochs_gpu, whichever device trains, or more (min_train_steps)
     epochs_cpu: int = 12
     epochs_gpu: int = 200  # a GPU trains ~50x faster: spend it on a longer schedule
     batch_size: int | None = None  # None: batch_size_cpu or batch_size_gpu, whichever device trains
@@ -36,18 +36,30 @@ class TrainConfig(BaseModel):
     # Below this many cutouts the encoder trained on the survey alone learns next to nothing (README, "Small
     # surveys"): training still runs, with a warning that suggests reusing a larger survey's encoder (--model).
     min_train_cutouts: int = 500
+    # With the default schedule a survey smaller than the demo gets as many optimiser steps as the demo's 12 CPU
+    # epochs (5,000 / 128 x 12 = 468), so at most the demo's training time: a 2,000-galaxy survey trains 32 epochs,
+    # not 12 (README, "How the embedding is made": measured on gz2-spirals).
+    min_train_steps: int = 468
 
-    def resolved_epochs(self, device_type: str) -> int:
-        return _per_device(self.epochs, self.epochs_cpu, self.epochs_gpu, device_type)
+    def resolved_epochs(self, device_type: str, n: int | None = None) -> int:
+        """The epochs to train ``n`` galaxies for: as set, else the device's default, raised for a small survey
+        until it makes ``min_train_steps`` optimiser steps."""
+        epochs = _per_device(self.epochs, self.epochs_cpu, self.epochs_gpu, device_type)
+        if self.epochs is not None or n is None:
+            return epochs
+        steps_per_epoch = max(1, n // min(self.resolved_batch_size(device_type), n))
+        return max(epochs, -(-self.min_train_steps // steps_per_epoch))
 
     def resolved_batch_size(self, device_type: str) -> int:
         return _per_device(self.batch_size, self.batch_size_cpu, self.batch_size_gpu, device_type)
 
-    def run_settings(self, device_type: str) -> dict:
-        """What one run on ``device_type`` trains with, as its checkpoint records it: the schedule resolved, and
-        none of the per-device defaults or the small-survey threshold, which do not change what is trained."""
-        unused = {"epochs_cpu", "epochs_gpu", "batch_size_cpu", "batch_size_gpu", "min_train_cutouts"}
-        return {**self.model_dump(exclude=unused), "epochs": self.resolved_epochs(device_type),
+    def run_settings(self, device_type: str, n: int | None = None) -> dict:
+        """What one run of ``n`` galaxies on ``device_type`` trains with, as its checkpoint records it: the schedule
+        resolved, and none of the per-device defaults or the small-survey thresholds, which do not change what is
+        trained."""
+        unused = {"epochs_cpu", "epochs_gpu", "batch_size_cpu", "batch_size_gpu", "min_train_cutouts",
+                  "min_train_steps"}
+        return {**self.model_dump(exclude=unused), "epochs": self.resolved_epochs(device_type, n),
                 "batch_size": self.resolved_batch_size(device_type)}
 
 

@@ -118,7 +118,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     if n < 2:
         raise ValueError(f"contrastive training needs at least 2 galaxies; the survey has {n}")
     bands = store.meta["shape"][0]
-    epochs = cfg.resolved_epochs(device.type)
+    epochs = cfg.resolved_epochs(device.type, n)
     batch_size = min(cfg.resolved_batch_size(device.type), n)
     objective = build_objective(cfg, bands, n, batch_size)
     aux_names: list[str] = []
@@ -141,7 +141,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         if ckpt["config"]["in_channels"] != bands:
             raise ValueError(f"{out} was trained on {ckpt['config']['in_channels']} bands but this survey has {bands} "
                              f"({', '.join(store.bands)}); train afresh without --resume")
-        if _resumable(ckpt["config"].get("train", {})) != _resumable(cfg.run_settings(device.type)):
+        if _resumable(ckpt["config"].get("train", {})) != _resumable(cfg.run_settings(device.type, n)):
             raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
         objective.load_state_dict(ckpt["objective"])
         if aux is not None:
@@ -158,7 +158,7 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     bf16 = use_bf16(device, cfg.precision)
     config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride,
               "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
-              "pretext_targets": aux_names, "train": cfg.run_settings(device.type)}
+              "pretext_targets": aux_names, "train": cfg.run_settings(device.type, n)}
     for epoch in range(start_epoch, epochs):
         # Seeded per epoch so that a resumed run draws exactly the batches an uninterrupted one would.
         g_data = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)

@@ -179,7 +179,7 @@ def test_a_checkpoint_records_the_run_so_set_and_default_schedules_resume_alike(
         train(store, tmp_path / "m.pt", set_by_hand, progress=False, on_epoch_end=_kill_after_first_epoch)
     recorded = torch.load(tmp_path / "m.pt", weights_only=False)["config"]["train"]
     assert (recorded["epochs"], recorded["batch_size"]) == (2, 64) and "epochs_cpu" not in recorded
-    device_default = TrainConfig(epochs_cpu=2, batch_size_cpu=64, width=8, seed=4, device="cpu")
+    device_default = TrainConfig(epochs_cpu=2, batch_size_cpu=64, min_train_steps=6, width=8, seed=4, device="cpu")
     assert torch.load(train(store, tmp_path / "m.pt", device_default, resume=True, progress=False),
                       weights_only=False)["epoch"] == 2
 

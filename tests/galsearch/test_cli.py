@@ -97,6 +97,17 @@ def test_training_schedule_follows_the_device_unless_set(monkeypatch: pytest.Mon
     assert Settings(workdir=tmp_path, epochs=3).resolved_epochs("cuda") == 3
 
 
+def test_a_small_survey_trains_as_many_steps_as_the_demo(tmp_path: Path) -> None:
+    from galsearch.settings import Settings
+
+    s = Settings(workdir=tmp_path)
+    assert s.resolved_epochs("cpu", 5000) == s.epochs_cpu == 12  # the demo: 39 steps an epoch, 468 in all
+    assert s.resolved_epochs("cpu", 2000) == 32  # 15 steps an epoch
+    assert s.resolved_epochs("cpu", 100) == 468  # one (short) batch an epoch
+    assert s.resolved_epochs("cuda", 2000) == s.epochs_gpu  # 200 x 7 steps: already more
+    assert Settings(workdir=tmp_path, epochs=5).resolved_epochs("cpu", 100) == 5  # a set count is kept
+
+
 def test_add_a_batch_without_rebuilding(workdir: Path, survey_dir: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     import shutil
