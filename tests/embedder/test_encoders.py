@@ -213,6 +213,12 @@ def test_timm_models_are_exported_once_and_run_without_timm(workdir: Path, tmp_p
     assert identity["weights_sha256"] == file_sha256(weights)
     assert np.load(w / "embeddings.npy").shape[0] == len(Store(w / "store"))
 
+    # export-encoder: the same program and contract as a file another machine runs with torch alone
+    cli(["export-encoder", "--encoder", "timm:resnet10t", "--encoder-weights", str(weights), "--encoder-size", "32",
+         "--encoder-channels", "z,r,g", "--out", str(tmp_path / "resnet10t.pt2")])
+    exported = file_model(tmp_path / "resnet10t.pt2", read_contract(tmp_path / "resnet10t.pt2"))
+    assert exported.contract.model_dump() == identity["contract"] and exported.dim == identity["dim"]
+
 
 def _touch(path: Path) -> Path:
     path.write_bytes(b"")
