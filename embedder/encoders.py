@@ -30,11 +30,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 
 from embedder.model import Encoder, load_encoder
-from embedder.preprocess import SOFTENING
+from embedder.preprocess import resample, stretch
 from survey.checksum import file_sha256
 from survey.workdir import ENCODER_INFO, Workdir, atomic_path, write_text
 
@@ -110,17 +109,16 @@ class FeatureModel:
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], contract: InputContract, in_channels: int,
                  identity: dict, noise: np.ndarray | None = None, batch: int | None = None,
-                 device: torch.device | str = "cpu", path: Path | None = None) -> None:
-        self.forward, self.contract, self.in_channels, self.path = forward, contract, in_channels, path
+                 device: torch.device | str = "cpu") -> None:
+        self.forward, self.contract, self.in_channels = forward, contract, in_channels
         self.identity, self.batch, self.device = identity, batch, torch.device(device)
         self.noise = None if noise is None else torch.as_tensor(np.asarray(noise, np.float32), device=self.device)
-        self.size = contract.size
         contract.check(in_channels)
         self.dim = self._probe_dim()
         self.identity = {**identity, "dim": self.dim}
 
     def _probe_dim(self) -> int:
-        size = self.size or 32
+        size = self.contract.size or 32
         try:
             out = self._run(torch.zeros(self.batch or 1, self.in_channels, size, size, device=self.device))
         except Exception as exc:  # a foreign model may raise anything on a wrong input; name the model and why
@@ -148,13 +146,13 @@ class FeatureModel:
         if c.scaling == "asinh":
             if self.noise is None:
                 raise EncoderError("an asinh contract needs the survey's per-band noise")
-            x = torch.asinh(x / (SOFTENING * self.noise[rows].view(1, -1, 1, 1)))
+            x = stretch(x, self.noise[rows])
+        x = resample(x, c.size)
+        # Standardising after resampling is the same as before it (both are per channel, resampling linear).
         if c.mean is not None:
             x = x - torch.tensor(c.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         if c.std is not None:
             x = x / torch.tensor(c.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        if c.size is not None and x.shape[-2:] != (c.size, c.size):
-            x = F.interpolate(x, size=(c.size, c.size), mode="area" if x.shape[-1] > c.size else "bilinear")
         return x
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,18 +176,18 @@ class FeatureModel:
 
 
 def network_model(encoder: Encoder, input_size: int, noise: np.ndarray, identity: dict,
-                  device: torch.device | str = "cpu", path: Path | None = None) -> FeatureModel:
+                  device: torch.device | str = "cpu") -> FeatureModel:
     """A live own-architecture encoder: asinh input in units of ``noise``, resampled to ``input_size``."""
     contract = InputContract(size=input_size, scaling="asinh")
     return FeatureModel(encoder.eval(), contract, encoder.in_channels, {**identity, "contract": contract.model_dump()},
-                        noise, device=device, path=path)
+                        noise, device=device)
 
 
 def own_model(checkpoint: Path, device: torch.device | str = "cpu") -> FeatureModel:
     """The survey's own encoder, with the noise it was trained (or adopted) with."""
     encoder, cfg = load_encoder(checkpoint, device)
     identity = {"kind": "own", "source": str(checkpoint), "format": "checkpoint", "sha256": file_sha256(checkpoint)}
-    return network_model(encoder, cfg["input_size"], np.asarray(cfg["noise"]), identity, device, Path(checkpoint))
+    return network_model(encoder, cfg["input_size"], np.asarray(cfg["noise"]), identity, device)
 
 
 def untrained_model(in_channels: int, noise: np.ndarray, cfg: dict | None = None, seed: int = 0) -> FeatureModel:
@@ -298,7 +296,7 @@ def file_model(path: Path, contract: InputContract, device: torch.device | str =
         raise EncoderError(f"{path} does not say how many bands it takes: name them in its contract's channels")
     identity = {"kind": "file", "source": str(path), "format": fmt, "sha256": file_sha256(path),
                 **(identity or {}), "in_channels": channels, "contract": contract.model_dump()}
-    return FeatureModel(forward, contract, channels, identity, noise, batch, device, path)
+    return FeatureModel(forward, contract, channels, identity, noise, batch, device)
 
 
 # --- a workdir's encoder -----------------------------------------------------------------------------------------

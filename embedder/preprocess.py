@@ -14,7 +14,16 @@ def to_model_input(flux: torch.Tensor, noise: torch.Tensor, size: int) -> torch.
     Scaling by the survey-wide noise (not per image) keeps surface brightness information: a diffuse galaxy must
     still look faint to the encoder.
     """
-    x = torch.asinh(flux / (SOFTENING * noise.view(1, -1, 1, 1)))
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="area" if x.shape[-1] > size else "bilinear")
-    return x
+    return resample(stretch(flux, noise), size)
+
+
+def stretch(flux: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``asinh(flux / (3 sigma_band))``, ``noise`` holding sigma for each band of ``flux`` (B, bands, H, W)."""
+    return torch.asinh(flux / (SOFTENING * noise.view(1, -1, 1, 1)))
+
+
+def resample(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``x`` at ``size`` px a side (None: as it is): area-averaged down, bilinear up."""
+    if size is None or x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="area" if x.shape[-1] > size else "bilinear")

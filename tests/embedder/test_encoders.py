@@ -193,7 +193,7 @@ def test_a_program_exported_for_one_batch_size_is_fed_whole_batches(net: nn.Modu
     program = torch.export.export(net, (torch.randn(4, 3, SIZE, SIZE),))  # batch fixed at 4
     torch.export.save(program, str(tmp_path / "fixed.pt2"))
     model = file_model(tmp_path / "fixed.pt2", InputContract())
-    assert (model.batch, model.size, model.in_channels) == (4, SIZE, 3)  # read from the program itself
+    assert (model.batch, model.contract.size, model.in_channels) == (4, SIZE, 3)  # read from the program itself
     x = torch.randn(7, 3, SIZE, SIZE)
     with torch.no_grad():
         assert torch.allclose(model(x), net(x), atol=1e-5)
