@@ -1,8 +1,9 @@
 """Astronomy augmentations for contrastive training, applied to whole batches of flux images (B, C, H, W).
 
 Each returns a new tensor and draws its randomness from the ``generator`` it is given, so training is
-reproducible for a seed. They act on calibrated flux, before the asinh stretch, so noise and reddening are
-physical.
+reproducible for a seed. They act before the asinh stretch: on calibrated flux (FITS surveys) noise and
+reddening are physical; a PNG/JPEG survey's pixels are a display stretch of the flux, so for those colour jitter
+takes the place of reddening and the noise has no flux-dependent (Poisson) part.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ def psf_blur(x: torch.Tensor, g: torch.Generator, max_sigma: float = 1.2) -> tor
 
 def add_noise(x: torch.Tensor, noise: torch.Tensor, g: torch.Generator, max_extra: float = 1.0,
               poisson: float = 0.05) -> torch.Tensor:
-    """Add Gaussian sky noise (up to ``max_extra`` x the survey's) plus a Poisson-like term growing with flux.
+    """Add Gaussian sky noise (up to ``max_extra`` x the survey's ``noise``) plus a Poisson-like term growing with flux.
 
     Both are independent zero-mean Gaussians, so one draw with the summed variance gives the same distribution
     at half the cost of drawing them apart (random numbers were a third of the augmentation time on a CPU).
     """
     b, c = x.shape[:2]
-    level = _uniform(b, 0, max_extra, g, x.device).view(b, 1, 1, 1) * noise.view(1, c, 1, 1)
-    variance = level**2 + poisson * noise.view(1, c, 1, 1) * x.abs()
+    sigma = noise.view(-1, c, 1, 1)  # the survey's (bands,), or each image's own (B, bands)
+    level = _uniform(b, 0, max_extra, g, x.device).view(b, 1, 1, 1) * sigma
+    variance = level**2 + poisson * sigma * x.abs()
     return x + torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * torch.sqrt(variance)
 
 
@@ -68,9 +70,29 @@ def redden(x: torch.Tensor, g: torch.Generator, max_ebv: float = 0.1, brightness
     return x * (10 ** (-0.4 * mag)).view(b, c, 1, 1).to(x.dtype)
 
 
-def augment(x: torch.Tensor, noise: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """One random view of each galaxy: the composition used for contrastive training."""
-    x = redden(x, g)
+def colour_jitter(x: torch.Tensor, g: torch.Generator, gain: float = 0.1, brightness: float = 0.3,
+                  gamma: tuple[float, float] = (0.8, 1.25)) -> torch.Tensor:
+    """A colour composite's look depends on the stretch that made it: vary its gamma, overall brightness (up to
+    ``brightness`` mag) and each channel's gain (up to ``gain``, a fraction), within limits that keep a red
+    elliptical red and a blue spiral blue."""
+    b, c = x.shape[:2]
+    dev = x.device
+    power = torch.exp(_uniform(b, math.log(gamma[0]), math.log(gamma[1]), g, dev)).view(b, 1, 1, 1)
+    scale = 10 ** (-0.4 * _uniform(b, -brightness, brightness, g, dev)).view(b, 1)
+    scale = scale * (1 + _uniform(b * c, -gain, gain, g, dev).view(b, c))
+    return x.clamp(min=0) ** power.to(x.dtype) * scale.view(b, c, 1, 1).to(x.dtype)
+
+
+AUGMENTATIONS = ("flux", "raster")
+
+
+def augment(x: torch.Tensor, noise: torch.Tensor, g: torch.Generator, kind: str = "flux") -> torch.Tensor:
+    """One random view of each galaxy: the composition used for contrastive training, for calibrated flux
+    (``flux``) or a PNG/JPEG colour composite (``raster``)."""
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {kind!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    raster = kind == "raster"
+    x = colour_jitter(x, g) if raster else redden(x, g)
     x = rotate_flip_shift(x, g)
     x = psf_blur(x, g)
-    return add_noise(x, noise, g)
+    return add_noise(x, noise, g, poisson=0.0 if raster else 0.05)

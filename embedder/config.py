@@ -27,8 +27,12 @@ class TrainConfig(BaseModel):
     input_size: int = 32  # the encoder sees cutouts resampled to this size (CPU throughput; see embedder/model.py)
     width: int = 32
     stem_stride: int = 1  # 2 lets a 64 px input cost about what a 32 px one does
+    arch: Literal["auto", "small", "large"] = "auto"  # embedder.model.ARCHS; auto: small on a CPU, large on a GPU
     queue_size: int = 4096  # MoCo negatives (capped below the survey size)
     momentum: float = 0.99  # MoCo key-encoder EMA
+    # The views' augmentations (embedder/augment.py): flux (FITS: reddening, flux-dependent noise), raster
+    # (PNG/JPEG: colour jitter, sky noise alone), or auto, which picks by how the survey was ingested.
+    augment: Literal["auto", "flux", "raster"] = "auto"
     pretext: str = ""  # auxiliary regression of catalog columns: "" off, "auto", or "col1,col2"
     pretext_weight: float = 0.5
     compile: bool = False  # torch.compile the training step
@@ -53,14 +57,22 @@ class TrainConfig(BaseModel):
     def resolved_batch_size(self, device_type: str) -> int:
         return _per_device(self.batch_size, self.batch_size_cpu, self.batch_size_gpu, device_type)
 
-    def run_settings(self, device_type: str, n: int | None = None) -> dict:
+    def resolved_arch(self, device_type: str) -> str:
+        return self.arch if self.arch != "auto" else "large" if device_type == "cuda" else "small"
+
+    def resolved_augment(self, raster: bool) -> str:
+        """The augmentations for a survey of colour composites (``raster``) or of calibrated flux."""
+        return self.augment if self.augment != "auto" else "raster" if raster else "flux"
+
+    def run_settings(self, device_type: str, n: int | None = None, raster: bool = False) -> dict:
         """What one run of ``n`` galaxies on ``device_type`` trains with, as its checkpoint records it: the schedule
-        resolved, and none of the per-device defaults or the small-survey thresholds, which do not change what is
-        trained."""
+        and augmentations resolved, and none of the per-device defaults or the small-survey thresholds, which do
+        not change what is trained."""
         unused = {"epochs_cpu", "epochs_gpu", "batch_size_cpu", "batch_size_gpu", "min_train_cutouts",
                   "min_train_steps"}
         return {**self.model_dump(exclude=unused), "epochs": self.resolved_epochs(device_type, n),
-                "batch_size": self.resolved_batch_size(device_type)}
+                "batch_size": self.resolved_batch_size(device_type), "augment": self.resolved_augment(raster),
+                "arch": self.resolved_arch(device_type)}
 
 
 def _per_device(value: int | None, cpu: int, gpu: int, device_type: str) -> int:

@@ -194,7 +194,7 @@ def untrained_model(in_channels: int, noise: np.ndarray, cfg: dict | None = None
     """The own encoder's architecture with random weights (``eval``'s yardstick), sized as ``cfg`` says."""
     cfg = cfg or {}
     torch.manual_seed(seed)
-    encoder = Encoder(in_channels, cfg.get("width", 32), cfg.get("stem_stride", 1)).eval()
+    encoder = Encoder.from_config({**cfg, "in_channels": in_channels}).eval()
     return network_model(encoder, cfg.get("input_size", 32), noise, {"kind": "untrained", "source": "random weights"})
 
 

@@ -34,22 +34,33 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
 
 
+# Residual blocks in each stage: small keeps a CPU's training within the demo's time budget; large (a ResNet-18's
+# two blocks a stage) is the GPU's default, where compute is cheap (TrainConfig.arch).
+ARCHS = {"small": 1, "large": 2}
+
+
 class Encoder(nn.Module):
     """Cutout (B, bands, size, size) -> representation (B, 4*width)."""
 
-    def __init__(self, in_channels: int, width: int = 32, stem_stride: int = 1) -> None:
+    def __init__(self, in_channels: int, width: int = 32, stem_stride: int = 1, arch: str = "small") -> None:
         super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown encoder architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        depth = ARCHS[arch]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU())
-        self.stages = nn.Sequential(
+        blocks = []
+        for cin, cout in ((width, width), (width, 2 * width), (2 * width, 4 * width)):
             # Downsampling from the first block: a full-resolution stage costs 4x the compute on a CPU
             # for little gain on 32 px inputs.
-            BasicBlock(width, width, stride=2),
-            BasicBlock(width, 2 * width, stride=2),
-            BasicBlock(2 * width, 4 * width, stride=2),
-            BasicBlock(4 * width, 4 * width),
-        )
+            blocks += [BasicBlock(cin, cout, stride=2)] + [BasicBlock(cout, cout) for _ in range(depth - 1)]
+        self.stages = nn.Sequential(*blocks, *(BasicBlock(4 * width, 4 * width) for _ in range(depth)))
         self.dim, self.in_channels = 4 * width, in_channels
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Encoder:
+        """The (untrained) network a checkpoint's or an eval's ``cfg`` describes."""
+        return cls(cfg["in_channels"], cfg.get("width", 32), cfg.get("stem_stride", 1), cfg.get("arch", "small"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
@@ -70,7 +81,7 @@ def load_encoder(path: Path, device: torch.device | str = "cpu") -> tuple[Encode
     """Rebuild the encoder from a checkpoint written by ``train``; returns it in eval mode with its config."""
     ckpt = torch.load(path, map_location=device, weights_only=False)
     cfg = ckpt["config"]
-    enc = Encoder(cfg["in_channels"], cfg["width"], cfg.get("stem_stride", 1))
+    enc = Encoder.from_config(cfg)
     enc.load_state_dict(ckpt["encoder"])
     return enc.to(device).eval(), cfg
 

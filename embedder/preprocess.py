@@ -18,8 +18,9 @@ def to_model_input(flux: torch.Tensor, noise: torch.Tensor, size: int) -> torch.
 
 
 def stretch(flux: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """``asinh(flux / (3 sigma_band))``, ``noise`` holding sigma for each band of ``flux`` (B, bands, H, W)."""
-    return torch.asinh(flux / (SOFTENING * noise.view(1, -1, 1, 1)))
+    """``asinh(flux / (3 sigma_band))``, ``noise`` holding sigma for each band of ``flux`` (B, bands, H, W), the
+    same for every image (bands,) or each image's own (B, bands)."""
+    return torch.asinh(flux / (SOFTENING * noise.view(-1, flux.shape[1], 1, 1)))
 
 
 def resample(x: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -34,7 +34,7 @@ def train_supervised(store: Store, rows: np.ndarray, labels: np.ndarray, arch: d
     torch.manual_seed(seed)
     classes = sorted(set(labels.tolist()))
     y_all = torch.tensor([classes.index(v) for v in labels])
-    encoder = Encoder(arch["in_channels"], arch["width"], arch.get("stem_stride", 1)).to(dev)
+    encoder = Encoder.from_config(arch).to(dev)
     clf = nn.Linear(encoder.dim, len(classes)).to(dev)
     params = list(encoder.parameters()) + list(clf.parameters())
     steps = int(np.clip(epochs * len(rows) / batch_size, 3 * epochs, max_steps))

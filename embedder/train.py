@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -66,15 +66,64 @@ def _batches(n: int, batch_size: int, g: torch.Generator) -> list[np.ndarray]:
     return [np.sort(perm[i : i + batch_size]) for i in range(0, n - batch_size + 1, batch_size)] or [np.sort(perm)]
 
 
-def load_batches(images: np.ndarray, batches: list[np.ndarray], device: torch.device) -> Iterator[torch.Tensor]:
-    """Yield each batch on ``device``, reading the next one from the memmap while the current one trains.
+class TrainingSet:
+    """The cutouts one encoder trains on: one survey's store, or several surveys' stores read as one.
+
+    Training one encoder on several surveys lets a small survey reuse it (``build --model``) with more to have
+    learned from. The surveys must have as many bands (the network's input) and be of one kind (calibrated flux,
+    or PNG/JPEG colour composites: they are augmented differently); a survey cut at another size is resampled to
+    the first's as it is read. Each galaxy keeps its own survey's per-band noise, which scales its pixels into
+    the network's input.
+    """
+
+    def __init__(self, stores: Store | Sequence[Store]) -> None:
+        self.stores = [stores] if isinstance(stores, Store) else list(stores)
+        if not self.stores:
+            raise ValueError("no survey to train on")
+        first = self.stores[0]
+        for other in self.stores[1:]:
+            if len(other.bands) != len(first.bands):
+                raise ValueError(f"{other.root} has {len(other.bands)} bands ({', '.join(other.bands)}) but "
+                                 f"{first.root} has {len(first.bands)} ({', '.join(first.bands)}): one encoder "
+                                 "trains on surveys with as many bands")
+            if other.raster != first.raster:
+                kinds = {True: "PNG/JPEG colour composites", False: "calibrated flux (FITS)"}
+                raise ValueError(f"{other.root} holds {kinds[other.raster]} but {first.root} holds "
+                                 f"{kinds[first.raster]}: train an encoder for each kind")
+        self.bands, self.raster = first.bands, first.raster
+        self.size = tuple(first.meta["shape"][1:])
+        self.starts = np.cumsum([0] + [len(st) for st in self.stores])
+        self.noise = np.concatenate([np.repeat(st.noise[None], len(st), 0) for st in self.stores])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def read(self, rows: np.ndarray) -> torch.Tensor:
+        """The cutouts at sorted ``rows`` (numbered across the surveys in order), at the first survey's size."""
+        parts = []
+        for st, lo, hi in zip(self.stores, self.starts[:-1], self.starts[1:]):
+            local = rows[(rows >= lo) & (rows < hi)] - lo
+            if len(local):
+                x = torch.from_numpy(np.ascontiguousarray(st.images[local]))
+                parts.append(x if tuple(x.shape[-2:]) == self.size else
+                             F.interpolate(x, size=self.size, mode="bilinear", antialias=True))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def describe(self) -> list[dict]:
+        """Each survey's store, size, bands and noise, as a checkpoint records them."""
+        return [{"store": str(st.root.resolve()), "count": len(st), "bands": st.bands, "noise": st.noise.tolist()}
+                for st in self.stores]
+
+
+def load_batches(data: TrainingSet, batches: list[np.ndarray], device: torch.device) -> Iterator[torch.Tensor]:
+    """Yield each batch on ``device``, reading the next one from the memmaps while the current one trains.
 
     On a GPU the host copy is pinned so the transfer overlaps compute (``non_blocking``).
     """
     pin = device.type == "cuda"
 
     def read(idx: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(images[idx]))
+        x = data.read(idx)
         return x.pin_memory() if pin else x
 
     with ThreadPoolExecutor(1) as pool:
@@ -90,13 +139,17 @@ def _save(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def _sources(surveys: list[dict]) -> list[tuple[str, int]]:
+    return [(s["store"], s["count"]) for s in surveys]
+
+
 def _resumable(settings: dict) -> dict:
     """The settings a resumed run must share with the checkpoint (where it runs and how may change)."""
     return {k: v for k, v in settings.items() if k not in ("device", "compile", "precision")}
 
 
-def build_objective(cfg: TrainConfig, bands: int, n: int, batch_size: int) -> nn.Module:
-    encoder = Encoder(bands, cfg.width, cfg.stem_stride)
+def build_objective(cfg: TrainConfig, bands: int, n: int, batch_size: int, device_type: str = "cpu") -> nn.Module:
+    encoder = Encoder(bands, cfg.width, cfg.stem_stride, cfg.resolved_arch(device_type))
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     if cfg.method == "moco":
@@ -106,24 +159,30 @@ def build_objective(cfg: TrainConfig, bands: int, n: int, batch_size: int) -> nn
     return METHODS[cfg.method](encoder, cfg.temperature)
 
 
-def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+def train(stores: Store | Sequence[Store], out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           on_epoch_end: Callable[[dict], None] | None = None) -> Path:
-    """Train an encoder on ``store``; checkpoint to ``out`` after every epoch and return its path.
+    """Train an encoder on ``stores`` (one survey, or several as one ``TrainingSet``); checkpoint to ``out`` after
+    every epoch and return its path.
 
     ``on_epoch_end`` receives each epoch's summary once its checkpoint is safely on disk.
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    n = len(store)
+    data = TrainingSet(stores)
+    store = data.stores[0]
+    n = len(data)
     if n < 2:
         raise ValueError(f"contrastive training needs at least 2 galaxies; the survey has {n}")
-    bands = store.meta["shape"][0]
-    epochs = cfg.resolved_epochs(device.type, n)
-    batch_size = min(cfg.resolved_batch_size(device.type), n)
-    objective = build_objective(cfg, bands, n, batch_size)
+    bands = len(data.bands)
+    settings = cfg.run_settings(device.type, n, data.raster)
+    epochs = settings["epochs"]
+    batch_size = min(settings["batch_size"], n)
+    objective = build_objective(cfg, bands, n, batch_size, device.type)
     aux_names: list[str] = []
     targets = None
     if cfg.pretext:
+        if len(data.stores) > 1:
+            raise ValueError("--pretext regresses one survey's catalog columns; train on one survey to use it")
         y, aux_names = pretext_targets(store.catalog, pretext_columns(store.catalog, cfg.pretext))
         targets = torch.from_numpy(y)
     aux = nn.Linear(objective.encoder.dim, len(aux_names)) if aux_names else None
@@ -136,12 +195,14 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     )
     start_epoch, history = 0, []
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # a workdir for a shared encoder need not exist yet
     if resume and out.exists():
         ckpt = torch.load(out, map_location="cpu", weights_only=False)
         if ckpt["config"]["in_channels"] != bands:
             raise ValueError(f"{out} was trained on {ckpt['config']['in_channels']} bands but this survey has {bands} "
                              f"({', '.join(store.bands)}); train afresh without --resume")
-        if _resumable(ckpt["config"].get("train", {})) != _resumable(cfg.run_settings(device.type, n)):
+        if _resumable(ckpt["config"].get("train", {})) != _resumable(settings) or _sources(ckpt["config"].get(
+                "surveys", data.describe())) != _sources(data.describe()):
             raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
         objective.load_state_dict(ckpt["objective"])
         if aux is not None:
@@ -154,11 +215,13 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
     if aux is not None:
         aux.to(device)
     step = torch.compile(objective) if cfg.compile else objective
-    noise = torch.from_numpy(store.noise).to(device)
+    noise = torch.from_numpy(data.noise).to(device)
     bf16 = use_bf16(device, cfg.precision)
-    config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride,
+    # The first survey's bands and noise are the encoder's own; another survey encodes with its own noise
+    # (build --model adopts the checkpoint with it).
+    config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride, "arch": settings["arch"],
               "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
-              "pretext_targets": aux_names, "train": cfg.run_settings(device.type, n)}
+              "pretext_targets": aux_names, "train": settings, "surveys": data.describe()}
     for epoch in range(start_epoch, epochs):
         # Seeded per epoch so that a resumed run draws exactly the batches an uninterrupted one would.
         g_data = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
@@ -166,10 +229,12 @@ def train(store: Store, out: Path, cfg: TrainConfig, resume: bool = False, progr
         torch.manual_seed(cfg.seed * 1000 + epoch + 2)  # MoCo's key shuffle
         losses, aux_losses, t0, seen = [], [], time.perf_counter(), 0
         batches = _batches(n, batch_size, g_data)
-        bar = tqdm(zip(batches, load_batches(store.images, batches, device)), total=len(batches),
+        bar = tqdm(zip(batches, load_batches(data, batches, device)), total=len(batches),
                    desc=f"train {epoch + 1}/{epochs}", unit="batch", disable=not progress)
         for idx, x in bar:
-            views = [to_model_input(augment(x, noise, g_aug), noise, cfg.input_size) for _ in range(2)]
+            sigma = noise[torch.from_numpy(idx).to(device)]
+            views = [to_model_input(augment(x, sigma, g_aug, settings["augment"]), sigma, cfg.input_size)
+                     for _ in range(2)]
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss, h = step(*views)

@@ -43,19 +43,34 @@ def cmd_ingest(args: argparse.Namespace) -> None:
          f"(see {Path(args.out) / REPORT})")
 
 
-def _train(s: Settings, resume: bool) -> Path:
+def _packed(survey: Path) -> Path:
+    """The packed store of ``survey``: a store itself, or a workdir's."""
+    from survey.store import META
+
+    for store in (survey, Workdir(survey).store):
+        if (store / META).exists():
+            return store
+    raise FileNotFoundError(f"{survey} is neither a packed survey nor a workdir with one (run `galsearch ingest` or "
+                            "`galsearch build` on it first)")
+
+
+def _train(s: Settings, resume: bool, surveys: list[Path] | None = None) -> Path:
     from embedder.config import TrainConfig
     from embedder.train import train
     from survey.store import Store
 
-    store = Store(Workdir(s.workdir).store)
-    if len(store) < s.min_train_cutouts:
-        _log(f"warning: {len(store)} cutouts are too few to train an encoder on: below about {s.min_train_cutouts} "
+    stores = [Store(_packed(survey)) for survey in surveys] if surveys else [Store(Workdir(s.workdir).store)]
+    n = sum(len(store) for store in stores)
+    if len(stores) > 1:
+        _log(f"training one encoder on {len(stores)} surveys, {n} cutouts: "
+             + ", ".join(f"{store.root} ({len(store)})" for store in stores))
+    if n < s.min_train_cutouts:
+        _log(f"warning: {n} cutouts are too few to train an encoder on: below about {s.min_train_cutouts} "
              "one trained on the survey alone did no better than an untrained one on real SDSS surveys (README, "
              "'Small surveys'). Training anyway; to reuse an encoder trained on a larger survey with the same "
              "bands, build with --model OTHER_WORKDIR/model.pt")
     t0 = time.perf_counter()
-    path = train(store, Workdir(s.workdir).model, s.part(TrainConfig), resume=resume,
+    path = train(stores, Workdir(s.workdir).model, s.part(TrainConfig), resume=resume,
                  on_epoch_end=lambda h: _log(f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
                                              f"{h['images_per_s']:.0f} images/s"))
     _log(f"trained encoder -> {path} in {time.perf_counter() - t0:.0f} s")
@@ -147,7 +162,7 @@ def cmd_add(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    _train(_settings(args), args.resume)
+    _train(_settings(args), args.resume, args.survey)
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -386,7 +401,13 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--learning-rate", type=float)
             sp.add_argument("--input-size", type=int, help="pixels the encoder sees (cutouts are resampled)")
             sp.add_argument("--width", type=int, help="encoder width; the embedding has 4x this many dimensions")
+            sp.add_argument("--arch", choices=["auto", "small", "large"],
+                            help="encoder depth: small (1 block a stage), large (2, as ResNet-18); auto (default): "
+                                 "small on a CPU, large on a GPU")
             sp.add_argument("--stem-stride", type=int, choices=[1, 2], help="2 halves the resolution in the stem")
+            sp.add_argument("--augment", choices=["auto", "flux", "raster"],
+                            help="views' augmentations: flux (FITS: reddening, flux noise), raster (PNG/JPEG: colour "
+                                 "jitter, sky noise); auto (default) picks by the survey")
             sp.add_argument("--pretext", help="regress catalog columns too: 'auto' (mag_*, size) or 'col1,col2'")
             sp.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
             sp.add_argument("--precision", choices=["auto", "fp32", "bf16"],
@@ -417,7 +438,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", help="auto | cpu | cuda")
     _ingest_flags(sp)
 
-    add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
+    sp = add("train", cmd_train, "train the self-supervised encoder on the packed survey", training=True)
+    sp.add_argument("--survey", type=Path, action="append",
+                    help="a packed survey or a workdir to train on (repeat to train one encoder on several, for "
+                         "`build --model WORKDIR/model.pt` on small ones; default: the workdir's own)")
     sp = add("embed", cmd_embed, "encode every cutout into an embedding (resumes an interrupted run)")
     sp.add_argument("--device", help="auto | cpu | cuda")
     sp.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",

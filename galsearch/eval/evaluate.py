@@ -164,7 +164,8 @@ def evaluate(workdir: Path, label_col: str = "morphology", seed: int = 0, superv
     stage("untrained encoder")
     # The own architecture, untrained: as the workdir's own encoder is sized, or by default for a foreign one.
     cfg = load_encoder(workdir.model)[1] if workdir.model.exists() else {
-        "in_channels": len(store.bands), **TrainConfig().model_dump(include={"width", "stem_stride", "input_size"})}
+        "in_channels": len(store.bands), **TrainConfig().model_dump(include={"width", "stem_stride", "input_size"}),
+        "arch": TrainConfig().resolved_arch("cpu")}
     untrained = untrained_model(cfg["in_channels"], store.noise, cfg, seed)
     baselines["random_init"] = score(encode_array(untrained, store.images[rows]), labels, "ip", seed)
     baselines["supervised_scratch"] = None

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from embedder.augment import add_noise, augment, psf_blur, redden, rotate_flip_shift
+from embedder.augment import add_noise, augment, colour_jitter, psf_blur, redden, rotate_flip_shift
 from embedder.encode import dihedral_views, embed, encode_array
 from embedder.encoders import network_model
 from embedder.model import Encoder, ProjectionHead, load_encoder
 from embedder.morphometry import NAMES
 from embedder.objectives import MoCo, nt_xent
-from embedder.preprocess import to_model_input
+from embedder.preprocess import stretch, to_model_input
 from embedder.pretext import pretext_columns, pretext_targets
-from embedder.train import TrainConfig, train, use_bf16
+from embedder.train import TrainConfig, TrainingSet, train, use_bf16
+from survey.ingest import ingest
 from survey.store import Store
 
 
@@ -37,7 +38,8 @@ def test_augmentations_keep_shape_and_are_seeded() -> None:
     x = _galaxy_batch()
     noise = torch.full((3,), 0.03)
     for fn in (lambda g: redden(x, g), lambda g: rotate_flip_shift(x, g), lambda g: psf_blur(x, g),
-               lambda g: add_noise(x, noise, g), lambda g: augment(x, noise, g)):
+               lambda g: add_noise(x, noise, g), lambda g: augment(x, noise, g), lambda g: colour_jitter(x, g),
+               lambda g: augment(x, noise, g, "raster")):
         a, b = fn(torch.Generator().manual_seed(1)), fn(torch.Generator().manual_seed(1))
         assert a.shape == x.shape and torch.equal(a, b)
         assert not torch.equal(a, fn(torch.Generator().manual_seed(2)))
@@ -61,6 +63,83 @@ def test_noise_has_the_sky_and_shot_variance() -> None:
     assert shot.var((0, 2, 3)) == pytest.approx(expected, rel=0.05, abs=1e-9)
     sky = add_noise(torch.zeros(64, 3, 64, 64), noise, torch.Generator().manual_seed(0), max_extra=2.0).std((2, 3))
     assert (sky <= 2.0 * noise * 1.05).all() and sky.std(0).min() > 0  # a random level per image, up to 2x
+
+
+def test_colour_jitter_keeps_a_red_galaxy_red_and_raster_noise_has_no_flux_term() -> None:
+    red = torch.tensor([0.1, 0.3, 0.6]).view(1, 3, 1, 1).expand(256, 3, 8, 8).clone()  # B, G, R: a red galaxy
+    out = colour_jitter(red, torch.Generator().manual_seed(0))
+    assert (out >= 0).all() and torch.isfinite(out).all()
+    b, g, r = out[:, 0, 0, 0], out[:, 1, 0, 0], out[:, 2, 0, 0]
+    assert (r > g).all() and (g > b).all()  # gains within 10 % and a common gamma cannot swap the colours
+    assert (r / b).std() > 0.05 and (out.mean((1, 2, 3)).std() > 0.02)  # ... but colour and brightness vary
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment(red, torch.full((3,), 0.01), torch.Generator(), "jpeg")
+    bright, faint = torch.ones(1, 3, 128, 128), torch.zeros(1, 3, 128, 128)
+    noise = torch.full((3,), 0.02)
+    spread = [float((add_noise(x, noise, torch.Generator().manual_seed(3), poisson=0.0) - x).std())
+              for x in (bright, faint)]
+    assert spread[0] == pytest.approx(spread[1], rel=1e-5)  # sky noise alone, whatever the pixel value
+
+
+def test_each_image_may_carry_its_own_noise() -> None:
+    x = _galaxy_batch(2)
+    noise = torch.tensor([0.02, 0.03, 0.06])
+    assert torch.equal(stretch(x, noise), stretch(x, noise.expand(2, 3)))
+    own = stretch(x, torch.stack([noise, 2 * noise]))
+    assert torch.equal(own[0], stretch(x[:1], noise)[0]) and torch.equal(own[1], stretch(x[1:], 2 * noise)[0])
+    sky = add_noise(torch.zeros(2, 3, 128, 128), torch.stack([noise, 4 * noise]), torch.Generator().manual_seed(0),
+                    max_extra=1.0, poisson=0.0).std((2, 3))
+    assert (sky[1] > 2 * sky[0]).all()
+
+
+def _raster_store(root: Path, n: int = 70, size: int = 48) -> Store:
+    """A survey of ``n`` random RGB PNG cutouts, packed."""
+    from astropy.table import Table
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    root.mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    Table({"id": np.arange(n), "file": [f"{i}.png" for i in range(n)]}).write(root / "catalog.csv")
+    ingest(root / "catalog.csv", root / "store", progress=False)
+    return Store(root / "store")
+
+
+def test_training_set_reads_several_surveys_as_one(workdir: Path, survey_dir: Path, tmp_path: Path) -> None:
+    a = Store(workdir / "store")
+    ingest(survey_dir / "catalog.fits", tmp_path / "small", progress=False, size=32)
+    b = Store(tmp_path / "small")  # the same galaxies cut at 32 px, read back at the first survey's 64
+    data = TrainingSet([a, b])
+    n = len(a)
+    assert len(data) == 2 * n and data.noise.shape == (2 * n, 3)
+    assert np.array_equal(data.noise[n], b.noise) and np.array_equal(data.noise[0], a.noise)
+    x = data.read(np.array([0, n - 1, n, 2 * n - 1]))
+    assert x.shape == (4, 3, 64, 64)
+    assert torch.equal(x[:2], torch.from_numpy(a.images[[0, n - 1]]))
+    coarse = torch.nn.functional.avg_pool2d(x[[0, 2]], 4).flatten(1)  # one galaxy, cut at 64 px and at 32 px
+    assert torch.corrcoef(coarse)[0, 1] > 0.9 and float(coarse[1].mean()) == pytest.approx(float(coarse[0].mean()),
+                                                                                            rel=0.05)
+    assert [s["count"] for s in data.describe()] == [n, n]
+    with pytest.raises(ValueError, match="train an encoder for each kind"):
+        TrainingSet([a, _raster_store(tmp_path / "png")])
+    ingest(survey_dir / "catalog.fits", tmp_path / "two", progress=False, bands=["g", "r"])
+    with pytest.raises(ValueError, match="as many bands"):
+        TrainingSet([a, Store(tmp_path / "two")])
+
+
+def test_a_png_survey_trains_with_the_raster_augmentations(tmp_path: Path) -> None:
+    store = _raster_store(tmp_path / "png")
+    assert store.raster
+    cfg = TrainConfig(epochs=1, batch_size=32, width=8, device="cpu")
+    ckpt = torch.load(train(store, tmp_path / "m.pt", cfg, progress=False), weights_only=False)
+    assert ckpt["config"]["train"]["augment"] == "raster" and ckpt["config"]["arch"] == "small"
+    forced = TrainConfig(epochs=1, batch_size=32, width=8, device="cpu", augment="flux", arch="large")
+    ckpt = torch.load(train(store, tmp_path / "f.pt", forced, progress=False), weights_only=False)
+    assert ckpt["config"]["train"]["augment"] == "flux"
+    enc, _ = load_encoder(tmp_path / "f.pt")
+    assert len(enc.stages) == 8 and enc.dim == 32  # two blocks a stage, the same embedding size
+    assert TrainConfig().resolved_arch("cuda") == "large" and TrainConfig().resolved_arch("cpu") == "small"
 
 
 def test_bf16_precision_choice() -> None:

@@ -149,6 +149,32 @@ def test_train_precision_flag_reaches_the_checkpoint(workdir: Path, tmp_path: Pa
         cli(["train", "--workdir", str(tmp_path), "--precision", "fp16"])
 
 
+def test_one_encoder_trains_on_several_surveys_and_a_small_one_reuses_it(workdir: Path, survey_dir: Path,
+                                                                       tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    cli(["ingest", "--catalog", str(survey_dir / "catalog.fits"), "--out", str(tmp_path / "b"), "--size", "32"])
+    small = ["--epochs", "1", "--width", "8", "--batch-size", "64", "--device", "cpu"]
+    cli(["train", "--workdir", str(tmp_path / "shared"), "--survey", str(workdir), "--survey", str(tmp_path / "b"),
+         *small])
+    ckpt = torch.load(tmp_path / "shared" / "model.pt", weights_only=False)
+    assert [s["count"] for s in ckpt["config"]["surveys"]] == [240, 240]
+    assert ckpt["config"]["train"]["epochs"] == 1 and ckpt["history"][0]["epoch"] == 1
+    cli(["build", "--survey", str(tmp_path / "b"), "--workdir", str(tmp_path / "small"), "--model",
+         str(tmp_path / "shared" / "model.pt"), "--device", "cpu"])
+    info = json.loads((tmp_path / "small" / "manifest.json").read_text())
+    assert info["count"] == 240
+    capsys.readouterr()
+    for survey in ([tmp_path / "nothing"], [workdir, tmp_path / "b"]):
+        with pytest.raises(SystemExit):
+            cli(["train", "--workdir", str(tmp_path / "x"), *(f"--survey={path}" for path in survey), "--pretext",
+                 "auto", *small])
+    err = capsys.readouterr().err
+    assert "neither a packed survey nor a workdir" in err and "one survey's catalog columns" in err
+    assert not (tmp_path / "x" / "model.pt").exists()
+
+
 def test_training_on_a_tiny_survey_warns_and_suggests_a_reused_encoder(workdir: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "store").symlink_to(workdir / "store", target_is_directory=True)  # the 240-galaxy test survey
