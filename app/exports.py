@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from astropy.table import Table
+from fastapi import Query
 from fastapi.responses import Response
 
 from app.db.models import Galaxy, Rating, TagAssignment
@@ -17,6 +18,9 @@ from app.db.tags import MEMBER
 from app.measures import Measures
 
 ExportFormat = Literal["csv", "fits", "votable"]
+# A route that answers JSON by default and the same rows as a table file on request.
+AnswerFormat = Annotated[Literal["json", "csv", "fits", "votable"], Query(
+    description="json (default), or a table file for TOPCAT/astropy")]
 EXPORT_FORMATS = {  # format: (astropy writer, media type, file extension)
     "csv": ("ascii.csv", "text/csv", "csv"),
     "fits": ("fits", "application/fits", "fits"),
@@ -37,12 +41,16 @@ def table_bytes(table: Table, fmt: str) -> bytes:
 
 
 def table_response(table: Table, fmt: str, name: str) -> Response:
-    """``table`` as a download named ``name`` plus the format's extension (unsafe characters replaced: ids may
-    hold quotes and spaces)."""
+    """``table`` as a download named ``name`` plus the format's extension."""
     _, media, ext = EXPORT_FORMATS[fmt]
-    safe = re.sub(r"[^A-Za-z0-9_.+\-]", "_", name)
-    return Response(table_bytes(table, fmt), media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="{safe}.{ext}"'})
+    return download(table_bytes(table, fmt), media, f"{name}.{ext}")
+
+
+def download(content: bytes, media: str, filename: str) -> Response:
+    """``content`` as a file download named ``filename``, unsafe characters replaced (ids may hold quotes and
+    spaces)."""
+    safe = re.sub(r"[^A-Za-z0-9_.+\-]", "_", filename)
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{safe}"'})
 
 
 def _coord(g: Galaxy | None, attr: str) -> float:
@@ -88,6 +96,16 @@ def tag_table(name: str, rows: list[TagAssignment], galaxies: dict[str, Galaxy],
     }, [r.galaxy_id for r in members], galaxies, {"TAG": name})
     if measures is not None:
         measures.add_columns(table, [g.row if (g := galaxies.get(r.galaxy_id)) else None for r in members])
+    return table
+
+
+def galaxies_table(galaxies: Sequence[Galaxy], columns: dict, measures: Measures | None, meta: dict) -> Table:
+    """A ranked list of ``galaxies`` (best first) with their ``columns`` (a candidate's score, an anomaly's expected
+    rating, ...) and each one's morphometry where the survey has it."""
+    table = _with_coords({"rank": np.arange(1, len(galaxies) + 1), **columns}, [g.id for g in galaxies],
+                         {g.id: g for g in galaxies}, meta)
+    if measures is not None:
+        measures.add_columns(table, [g.row for g in galaxies])
     return table
 
 

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
 from sqlalchemy import create_engine, text
 
 from galsearch.cli import main as cli
@@ -21,6 +24,8 @@ from galsearch.cli import main as cli
 ROOT = Path(__file__).resolve().parents[1]  # the repository; the tests mirror its packages below tests/
 SHARED_DATA = ROOT.parent / "shared" / "data"  # the real labelled cutout collections, beside the repository
 SMALL_N = 240
+GZ1 = SHARED_DATA / "gz1-sdss"
+IAU_N = 96  # gz1-sdss JPEGs in the IAU-named survey, its first 16 mergers among them
 POSTGRES_URL = os.environ.get("GALSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -37,6 +42,38 @@ def workdir(survey_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cli(["build", "--survey", str(survey_dir), "--workdir", str(w), "--epochs", "2", "--batch-size", "64",
          "--width", "16", "--device", "cpu", "--seed", "1"])
     return w
+
+
+def iau_names(ra: np.ndarray, dec: np.ndarray) -> list[str]:
+    """``JHHMMSS.ss+DDMMSS.s`` names, as the IAU recommends for survey objects."""
+    c = SkyCoord(ra, dec, unit="deg")
+    hms = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
+    dms = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
+    return [f"J{a}{d}" for a, d in zip(hms, dms)]
+
+
+@pytest.fixture(scope="session")
+def iau_survey(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Table]:
+    """A workdir of gz1-sdss JPEGs (mergers among them) under IAU names, with the demo survey's encoder."""
+    if not (GZ1 / "catalog.csv").exists():
+        pytest.skip(f"{GZ1} is not here (the shared data folder beside the repository)")
+    catalog = Table.read(GZ1 / "catalog.csv", format="ascii.csv")
+    mergers = np.flatnonzero(catalog["merger"] == 1)[:16]
+    pick = np.concatenate([mergers, np.flatnonzero(catalog["merger"] == 0)[: IAU_N - len(mergers)]])
+    subset = catalog[np.sort(pick)]
+    rng = np.random.default_rng(0)
+    subset["ra"] = rng.uniform(0, 360, len(subset))
+    subset["dec"] = rng.uniform(-20, 60, len(subset))
+    subset["sdss_objid"] = subset["id"].astype(str)
+    names = iau_names(subset["ra"], subset["dec"])
+    subset["id"] = [("SDSS " if i % 4 == 3 else "") + n for i, n in enumerate(names)]  # some with a space
+    root = tmp_path_factory.mktemp("gz1")
+    subset.write(root / "catalog.csv", format="ascii.csv")
+    w = root / "work"
+    cli(["build", "--survey", str(root / "catalog.csv"), "--workdir", str(w), "--images-dir", str(GZ1),
+         "--model", str(workdir / "model.pt"), "--label-col", "morphology", "--crop", "0.6", "--size", "48",
+         "--device", "cpu"])
+    return w, subset
 
 
 def postgres_available() -> bool:

@@ -17,7 +17,7 @@ from app.db import ratings as ratings_repo
 from app.db.galaxies import galaxies_at, galaxies_by_id
 from app.db.models import Galaxy, Rating
 from app.deps import ID_PATTERN, KnownGalaxy, Researcher, Survey, known_galaxy
-from app.exports import ExportFormat, ratings_table, table_response
+from app.exports import AnswerFormat, ExportFormat, galaxies_table, ratings_table, table_response
 from app.resources import Resources
 from discovery.active_learning import EXPLORE_SHARE, FEW_LIKED, LIKED, AnomalyRanking
 
@@ -81,8 +81,20 @@ def _top_entry(g: Galaxy, r: AnomalyRanking, mine: dict[str, Rating]) -> dict:
 
 @router.get("/anomalies", summary="The anomaly ranking: galaxies to rate next, and the current top")
 def anomalies(request: Request, survey: Survey, who: Researcher,
-              n: Annotated[int, Query(ge=1, le=200)] = 24) -> Response:
-    return survey.views.respond(request, _view(survey, who, n), page="anomalies.html")
+              n: Annotated[int, Query(ge=1, le=200)] = 24,
+              format: AnswerFormat = "json") -> Response:
+    view = _view(survey, who, n)
+    if format != "json":
+        top = galaxies_by_id(survey.sessions, [t["id"] for t in view["top"]])
+        entries = [t for t in view["top"] if t["id"] in top]
+        table = galaxies_table([top[t["id"]] for t in entries], {
+            "expected": np.array([t["expected"] for t in entries], float),
+            "rating": np.array([np.nan if t["rating"] is None else t["rating"] for t in entries], float),
+            "status": [t["status"] for t in entries],
+            "uncertainty": np.array([np.nan if t["uncertainty"] is None else t["uncertainty"] for t in entries],
+                                    float)}, survey.measures, {"METHOD": view["method"], "WHO": who})
+        return table_response(table, format, "anomalies")
+    return survey.views.respond(request, view, page="anomalies.html")
 
 
 @router.post("/anomalies/ratings", summary="Rate a galaxy 0-5 (rating it again changes the rating)")

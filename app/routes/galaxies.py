@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import io
+from typing import Annotated
 
 import numpy as np
 from astropy.coordinates import SkyCoord
+from astropy.io import fits
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
 from app.deps import GalaxyId, K, resources_of
-from app.exports import EXPORT_FORMATS, similar_table, table_response
+from app.exports import EXPORT_FORMATS, AnswerFormat, download, similar_table, table_response
 from app.thumbs import media_type
 
 router = APIRouter(tags=["galaxies"])
@@ -73,6 +75,24 @@ def band_image(request: Request, galaxy_id: GalaxyId, band: Annotated[str, PathP
     return Response(survey.thumbs.band(row, survey.store.bands.index(band)), media_type="image/png", headers=CACHED)
 
 
+@router.get("/galaxies/{galaxy_id}/cutout.fits", summary=(
+            "The packed cutout as a FITS image (bands, H, W): the pixels the encoder and the morphometry saw"),
+            response_class=Response, responses={200: {"content": {"application/fits": {}}}})
+def cutout(request: Request, galaxy_id: GalaxyId) -> Response:
+    survey = resources_of(request)
+    row = survey.row(galaxy_id)
+    hdu = fits.PrimaryHDU(np.asarray(survey.store.images[row], np.float32))
+    hdu.header["OBJECT"] = (galaxy_id[:68], "galaxy id")
+    hdu.header["BANDS"] = (",".join(survey.store.bands), "the planes, in order")
+    coords = survey.coords(galaxy_id)
+    if coords["ra"] is not None:
+        hdu.header["RA"], hdu.header["DEC"] = (coords["ra"], "deg"), (coords["dec"], "deg")
+    hdu.header["RASTER"] = (survey.store.raster, "PNG/JPEG pixels scaled 0-1, not calibrated flux")
+    buf = io.BytesIO()
+    hdu.writeto(buf)
+    return download(buf.getvalue(), "application/fits", f"{galaxy_id}.fits")
+
+
 @router.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, HTML for htmx, or a table)",
             responses={200: {"content": {m: {} for _, m, _ in EXPORT_FORMATS.values()}}})
 def similar(request: Request, galaxy_id: GalaxyId, k: K,
@@ -82,8 +102,7 @@ def similar(request: Request, galaxy_id: GalaxyId, k: K,
             distinct_arcsec: Annotated[float | None, Query(gt=0, le=3600, description=(
                 "drop look-alikes closer than this to the query or to a better one (repeated detections of "
                 "one object)"))] = None,
-            format: Annotated[Literal["json", "csv", "fits", "votable"], Query(
-                description="json (default), or a table file for TOPCAT/astropy")] = "json") -> Response:
+            format: AnswerFormat = "json") -> Response:
     survey = resources_of(request)
     where = [w for w in where or [] if w.strip()]  # the panel's filter box sends an empty one
     query, results = survey.look_alikes(galaxy_id, k, where, distinct_arcsec)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from app.db import tags
 from app.db.galaxies import galaxies_at, galaxies_by_id
 from app.deps import ID_PATTERN, GalaxyId, KnownGalaxy, Researcher, Survey, check_k
-from app.exports import ExportFormat, table_response, tag_table
+from app.exports import AnswerFormat, ExportFormat, galaxies_table, table_response, tag_table
 from discovery.tag_expansion import normalise_tag, rank_candidates
 
 router = APIRouter(tags=["tags"])
@@ -99,7 +99,8 @@ def tag_from_form(request: Request, survey: Survey, g: KnownGalaxy, tag: Annotat
 
 
 @router.get("/tags/{tag}/candidates", summary="Galaxies proposed for a tag, best first")
-def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int, Query(ge=1)] = 24) -> Response:
+def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int, Query(ge=1)] = 24,
+               format: AnswerFormat = "json") -> Response:
     name = _tag_or_422(tag)
     check_k(survey, k)
     rows = tags.assignments(survey.sessions, name)
@@ -112,6 +113,10 @@ def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int,
     ranking = rank_candidates(survey.vectors, pos, neg, k)
     score = dict(zip(ranking.rows.tolist(), ranking.scores.tolist()))
     found = [(g, score[g.row]) for g in galaxies_at(survey.sessions, ranking.rows.tolist())]
+    if format != "json":
+        table = galaxies_table([g for g, _ in found], {"score": np.array([sc for _, sc in found], float)},
+                               survey.measures, {"TAG": name, "METHOD": ranking.method})
+        return table_response(table, format, f"candidates_{name.lstrip('#')}")
     if survey.views.wants_html(request):
         return survey.views.render(request, None, {"tag": name, "method": ranking.method, "candidates": found,
                                                    "counts": tags.summary(rows), "k": k},

@@ -12,58 +12,19 @@ import io
 import json
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
-from astropy.table import Table
-from conftest import SHARED_DATA, serving
+from conftest import GZ1, serving
 from PIL import Image
 from playwright.sync_api import expect
 
 from app.main import create_app
-from galsearch.cli import main as cli
 from galsearch.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-GZ1 = SHARED_DATA / "gz1-sdss"
 PAYLOAD = "<img src=x onerror=alert(1)>"
-N = 96
-
-
-def iau_names(ra: np.ndarray, dec: np.ndarray) -> list[str]:
-    """``JHHMMSS.ss+DDMMSS.s`` names, as the IAU recommends for survey objects."""
-    c = SkyCoord(ra, dec, unit="deg")
-    hms = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
-    dms = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
-    return [f"J{a}{d}" for a, d in zip(hms, dms)]
-
-
-@pytest.fixture(scope="module")
-def iau_survey(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Table]:
-    """A workdir of gz1-sdss JPEGs (mergers among them) under IAU names, with the demo survey's encoder."""
-    if not (GZ1 / "catalog.csv").exists():
-        pytest.skip(f"{GZ1} is not here (the shared data folder beside the repository)")
-    catalog = Table.read(GZ1 / "catalog.csv", format="ascii.csv")
-    mergers = np.flatnonzero(catalog["merger"] == 1)[:16]
-    pick = np.concatenate([mergers, np.flatnonzero(catalog["merger"] == 0)[: N - len(mergers)]])
-    subset = catalog[np.sort(pick)]
-    rng = np.random.default_rng(0)
-    subset["ra"] = rng.uniform(0, 360, len(subset))
-    subset["dec"] = rng.uniform(-20, 60, len(subset))
-    subset["sdss_objid"] = subset["id"].astype(str)
-    names = iau_names(subset["ra"], subset["dec"])
-    subset["id"] = [("SDSS " if i % 4 == 3 else "") + n for i, n in enumerate(names)]  # some with a space
-    root = tmp_path_factory.mktemp("gz1")
-    subset.write(root / "catalog.csv", format="ascii.csv")
-    w = root / "work"
-    cli(["build", "--survey", str(root / "catalog.csv"), "--workdir", str(w), "--images-dir", str(GZ1),
-         "--model", str(workdir / "model.pt"), "--label-col", "morphology", "--crop", "0.6", "--size", "48",
-         "--device", "cpu"])
-    return w, subset
 
 
 @pytest.fixture(scope="module")
