@@ -1,4 +1,5 @@
-"""Restrict a similarity search by catalog columns: ``where=mag_r<=17.5``, ``where=morphology==ring``.
+"""Restrict a similarity search or the gallery by catalog columns: ``where=mag_r<=17.5``,
+``where=morphology==ring``; and order the gallery by a column.
 
 Each condition becomes a boolean mask over the survey's rows; the masks are combined with AND and handed to
 FAISS as an id selector, so the index itself skips excluded galaxies and a search still returns k hits when
@@ -45,3 +46,22 @@ def catalog_mask(catalog: Table, conditions: list[str]) -> np.ndarray:
                 raise ValueError(f"column {name!r} holds text: use == or !=")
             mask &= OPERATORS[op](np.char.strip(np.asarray(col).astype(str)), raw)
     return mask
+
+
+def column_order(catalog: Table, name: str, descending: bool = False) -> np.ndarray:
+    """Row numbers of ``catalog`` sorted by column ``name`` (numbers as numbers, else as text; blanks last);
+    ValueError for a column it does not have."""
+    if name not in catalog.colnames or catalog[name].ndim != 1:
+        raise ValueError(f"unknown catalog column {name!r}")
+    col = catalog[name]
+    if col.dtype.kind in "biuf":
+        values = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+        blank = ~np.isfinite(values)
+        key = -values if descending else values
+    else:
+        values = np.char.strip(np.ma.filled(np.ma.asarray(col).astype(str), ""))
+        blank = values == ""
+        # Text sorts descending through its rank among the distinct values.
+        key = np.unique(values, return_inverse=True)[1].ravel()
+        key = -key if descending else key
+    return np.lexsort((key, blank))  # stable: ties keep survey order

@@ -7,7 +7,8 @@ memory, never from the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from fastapi import HTTPException
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import init_db, make_engine
 from app.db.galaxies import sync_galaxies
-from app.filters import catalog_mask
+from app.filters import catalog_mask, column_order
 from app.measures import Measures
 from app.settings import ServerSettings
 from app.sky import SkyIndex
@@ -28,6 +29,19 @@ from index_builder.index import load as load_index
 from survey.checksum import file_sha256
 from survey.store import Store
 from survey.workdir import Workdir
+
+VIEWS_KEPT = 16
+
+
+def _caption(value: object) -> str:
+    """A catalog cell as a thumbnail's caption: numbers to 4 significant figures, blanks empty."""
+    if value is np.ma.masked:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}" if np.isfinite(value) else ""
+    return str(value)
 
 
 @dataclass
@@ -43,6 +57,7 @@ class Resources:
     views: Views
     ra: np.ndarray  # degrees per store row, NaN where unknown
     dec: np.ndarray
+    _views: dict = field(default_factory=dict, repr=False)  # the last VIEWS_KEPT gallery selections
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Resources:
@@ -83,14 +98,49 @@ class Resources:
         return {"id": galaxy_id, "ra": float(self.ra[row]) if np.isfinite(self.ra[row]) else None,
                 "dec": float(self.dec[row]) if np.isfinite(self.dec[row]) else None}
 
-    def page(self, page: int) -> list[dict]:
-        """One gallery page in survey order."""
-        size = self.settings.page_size
-        return [self.coords(str(self.index.ids[r])) for r in range((page - 1) * size, min(len(self.store),
-                                                                                          page * size))]
+    def selection(self, where: list[str] | None = None, sort: str | None = None, descending: bool = False,
+                  id_contains: str | None = None) -> np.ndarray | None:
+        """The store rows a gallery view shows, in order: those meeting every ``where`` condition and whose id
+        holds ``id_contains`` (any case), ordered by catalog column ``sort``; None for the whole survey in its
+        own order. 422 for a malformed condition or an unknown column. The last few views are kept, so scrolling
+        through one does not filter the catalog again for every page."""
+        key = (tuple(where or ()), sort, descending, id_contains)
+        if key == ((), None, False, None):
+            return None
+        if key not in self._views:
+            try:
+                mask = catalog_mask(self.store.catalog, list(where)) if where else np.ones(len(self.store), bool)
+                order = column_order(self.store.catalog, sort, descending) if sort else None
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from exc
+            if id_contains:
+                mask &= np.char.find(self._lower_ids, id_contains.lower()) >= 0
+            rows = np.flatnonzero(mask) if order is None else order[mask[order]]
+            while len(self._views) >= VIEWS_KEPT:
+                self._views.pop(next(iter(self._views)))
+            self._views[key] = rows
+        return self._views[key]
 
-    def next_page(self, page: int) -> int | None:
-        return page + 1 if page * self.settings.page_size < len(self.store) else None
+    @cached_property
+    def _lower_ids(self) -> np.ndarray:
+        return np.char.lower(np.asarray(self.index.ids).astype(str))
+
+    def page(self, page: int, rows: np.ndarray | None = None, show: str | None = None) -> list[dict]:
+        """One gallery page of ``rows`` (None: the survey in its own order), each galaxy with its ``show``
+        column's value as ``label`` (the thumbnail's caption)."""
+        size = self.settings.page_size
+        total = len(self.store) if rows is None else len(rows)
+        picked = range((page - 1) * size, min(total, page * size))
+        picked = picked if rows is None else rows[picked.start:picked.stop]
+        if show is not None and (show not in self.store.catalog.colnames or self.store.catalog[show].ndim != 1):
+            raise HTTPException(422, f"unknown catalog column {show!r}")
+        column = self.store.catalog[show] if show else None
+        return [{**self.coords(str(self.index.ids[r])),
+                 **({"label": _caption(column[r])} if column is not None else {})} for r in picked]
+
+    def next_page(self, page: int, rows: np.ndarray | None = None) -> int | None:
+        total = len(self.store) if rows is None else len(rows)
+        return page + 1 if page * self.settings.page_size < total else None
 
     def look_alikes(self, galaxy_id: str, k: int, where: list[str] | None = None,
                     distinct_arcsec: float | None = None) -> tuple[dict, list[dict]]:

@@ -130,6 +130,36 @@ def test_hostile_strings_typed_anywhere_show_as_text_and_never_run(server: str, 
     shown_as_text()
 
 
+def test_search_iau_names_and_filter_by_class_in_the_gallery(server: str, iau_survey, page) -> None:
+    _, subset = iau_survey
+    spaced = next(str(i) for i in subset["id"] if " " in str(i))  # "SDSS J…+…": a space, a '.' and a '+'
+    page.goto(server + "/")
+    page.fill("form.view input[name=q]", spaced.lower())  # any case
+    page.click("form.view button[type=submit]")
+    expect(page.locator("#gallery .thumb")).to_have_count(1)
+    assert page.locator("#gallery .thumb").get_attribute("data-id") == spaced
+    page.locator("#gallery .thumb").click()  # and its look-alikes open as from the full gallery
+    expect(page.locator("#query-id")).to_have_text(spaced)
+
+    page.goto(server + "/")
+    page.select_option("form.view select[name=column]", "morphology")
+    page.select_option("form.view select[name=op]", "==")
+    page.fill("form.view input[name=value]", "merger")
+    page.select_option("form.view select[name=show]", "morphology")
+    page.click("form.view button[type=submit]")
+    mergers = sorted(str(i) for i in subset["id"][subset["morphology"] == "merger"])
+    expect(page.locator("#gallery .thumb")).to_have_count(len(mergers))
+    assert sorted(page.locator("#gallery .thumb").evaluate_all("els => els.map(e => e.dataset.id)")) == mergers
+    assert set(page.locator("#gallery .thumb .caption").all_inner_texts()) == {"merger"}
+    page.fill("form.view input[name=value]", PAYLOAD)  # a hostile value: nothing matches, nothing runs
+    page.select_option("form.view select[name=column]", "morphology")
+    page.select_option("form.view select[name=op]", "==")
+    page.click("form.view button[type=submit]")
+    expect(page.locator(".conditions code").last).to_have_text(f"morphology=={PAYLOAD}")
+    expect(page.locator("#gallery .thumb")).to_have_count(0)
+    assert page.locator("img[src=x]").count() == 0
+
+
 @pytest.mark.parametrize("path,status,text", [
     ("/galaxies/J000000.00+000000.0", 404, "unknown galaxy id 'J000000.00+000000.0'"),
     ("/galaxies/" + urllib.parse.quote(PAYLOAD), 404, f"unknown galaxy id {PAYLOAD!r}"),
