@@ -7,6 +7,7 @@ memory, never from the database.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import init_db, make_engine
 from app.db.galaxies import sync_galaxies
+from app.explain import distance_shares
 from app.filters import catalog_mask, column_order
 from app.measures import Measures
 from app.settings import ServerSettings
@@ -28,9 +30,16 @@ from index_builder.index import SearchIndex
 from index_builder.index import load as load_index
 from survey.checksum import file_sha256
 from survey.store import Store
-from survey.workdir import Workdir
+from survey.workdir import EMBEDDING_INFO, Workdir
 
 VIEWS_KEPT = 16
+
+
+def _appended_statistics(workdir: Workdir) -> tuple[str, ...]:
+    """The morphometry statistics the embedding job appended to the search vectors (embeddings.json)."""
+    info = json.loads((workdir.root / EMBEDDING_INFO).read_text())
+    appended = info.get("morphometry") or {}
+    return tuple(appended.get("statistics", ())) if appended.get("columns") else ()
 
 
 def _caption(value: object) -> str:
@@ -57,6 +66,7 @@ class Resources:
     views: Views
     ra: np.ndarray  # degrees per store row, NaN where unknown
     dec: np.ndarray
+    statistics: tuple[str, ...]  # the morphometry appended to the search vectors, in order (empty: none)
     _views: dict = field(default_factory=dict, repr=False)  # the last VIEWS_KEPT gallery selections
 
     @classmethod
@@ -79,7 +89,8 @@ class Resources:
                    ranker=AnomalyRanker(anomaly["coords"], anomaly["combined"], settings.retrain_every,
                                         settings.anomaly_method),
                    measures=Measures.load(workdir.root, len(store)), sessions=sessions,
-                   thumbs=ThumbnailCache(workdir.thumbs, store), sky=sky, views=views, ra=ra, dec=dec)
+                   thumbs=ThumbnailCache(workdir.thumbs, store), sky=sky, views=views, ra=ra, dec=dec,
+                   statistics=_appended_statistics(workdir))
 
     @property
     def vectors(self) -> np.ndarray:
@@ -141,6 +152,11 @@ class Resources:
     def next_page(self, page: int, rows: np.ndarray | None = None) -> int | None:
         total = len(self.store) if rows is None else len(rows)
         return page + 1 if page * self.settings.page_size < total else None
+
+    def why(self, galaxy_id: str, other_id: str) -> dict:
+        """How far apart two galaxies' search vectors are, and which part of them makes the distance."""
+        a, b = self.row(galaxy_id), self.row(other_id)
+        return distance_shares(self.vectors[a], self.vectors[b], list(self.statistics))
 
     def look_alikes(self, galaxy_id: str, k: int, where: list[str] | None = None,
                     distinct_arcsec: float | None = None) -> tuple[dict, list[dict]]:

@@ -93,6 +93,22 @@ def cutout(request: Request, galaxy_id: GalaxyId) -> Response:
     return download(buf.getvalue(), "application/fits", f"{galaxy_id}.fits")
 
 
+@router.get("/galaxies/{galaxy_id}/why/{other_id}", summary=(
+            "Why two galaxies are called alike: their band images, morphometry side by side, and each part's share "
+            "of their search distance (the learned embedding, each statistic)"))
+def why(request: Request, galaxy_id: GalaxyId, other_id: GalaxyId) -> Response:
+    survey = resources_of(request)
+    apart = survey.why(galaxy_id, other_id)
+    rows = survey.row(galaxy_id), survey.row(other_id)
+    values = [survey.measures.of(r) if survey.measures is not None else {} for r in rows]
+    result = {"query": survey.coords(galaxy_id), "other": survey.coords(other_id), **apart,
+              "morphometry": {name: [v.get(name) for v in values] for name in values[0]}}
+    if not survey.views.wants_html(request):
+        return JSONResponse(result)
+    units = dict(zip(survey.measures.names, survey.measures.units)) if survey.measures is not None else {}
+    return survey.views.render(request, "why.html", {**result, "units": units})
+
+
 @router.get("/galaxies/{galaxy_id}/similar", summary="The k most similar galaxies (JSON, HTML for htmx, or a table)",
             responses={200: {"content": {m: {} for _, m, _ in EXPORT_FORMATS.values()}}})
 def similar(request: Request, galaxy_id: GalaxyId, k: K,

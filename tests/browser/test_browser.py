@@ -263,3 +263,26 @@ def test_filter_builder_sort_and_id_search_round_trip_through_the_url(server: st
 
     page.goto(server + "/?where=mag_r%3C%3Dbright")  # a malformed condition in a shared link: a message, no crash
     expect(page.locator(".error")).to_contain_text("is numeric")
+
+
+def test_why_similar_from_a_look_alike(server: str, page) -> None:
+    page.goto(server + "/")
+    first = page.locator("#gallery .thumb").nth(2)
+    gid = first.get_attribute("data-id")
+    first.click()
+    result = page.locator("#similar .results .result").first
+    other = result.locator(".thumb").get_attribute("data-id")
+    result.locator("a.why").click()
+    expect(page.locator("#why-query")).to_have_text(gid)
+    expect(page.locator("#why-other")).to_have_text(other)
+    shares = [float(t.rstrip(" %")) for t in page.locator(".why-shares td.share").all_inner_texts()]
+    assert len(shares) == 10 and abs(sum(shares) - 100) < 0.6  # the learned part and nine statistics
+    assert page.locator(".why-shares tr[data-part=asymmetry] td").count() == 4  # share, bar, both values
+    images = page.locator(".why-bands img")
+    assert images.count() == 2 * 4  # each galaxy's composite and its three bands, side by side
+    for i in range(images.count()):
+        images.nth(i).scroll_into_view_if_needed()
+        expect(images.nth(i)).to_have_js_property("complete", True)
+        assert images.nth(i).evaluate("el => el.naturalWidth") > 0
+    page.click("#why-other")  # on to the look-alike's own page
+    expect(page.locator("h2").first).to_have_text(f"Galaxy {other}")

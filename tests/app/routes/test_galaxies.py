@@ -194,3 +194,46 @@ def test_galaxy_json_and_exports_carry_its_morphometry(client: TestClient, catal
     assert isinstance(row["concentration"], float)
     r = client.get(f"/galaxies/{gid}/similar", params={"k": 5, "format": "csv"})
     assert r.status_code == 200 and "asymmetry" in r.text.splitlines()[0]
+
+
+def test_why_similar_takes_the_search_distance_apart(client: TestClient, workdir: Path) -> None:
+    query = client.get("/api/galaxies").json()["galaxies"][0]["id"]
+    best = client.get(f"/galaxies/{query}/similar", params={"k": 3}).json()["results"][0]
+    why = client.get(f"/galaxies/{query}/why/{best['id']}").json()
+    assert why["similarity"] == pytest.approx(best["similarity"], abs=1e-5)
+    assert why["distance_squared"] == pytest.approx(2 - 2 * best["similarity"], abs=1e-4)
+    shares = why["shares"]
+    assert list(shares)[0] == "learned" and len(shares) == 10 and sum(shares.values()) == pytest.approx(1.0)
+    vectors = np.load(workdir / "embeddings.npy", mmap_mode="r")
+    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
+    u, v = vectors[ids.index(query)], vectors[ids.index(best["id"])]
+    learned = float(((u[:-9] - v[:-9]) ** 2).sum())
+    assert shares["learned"] == pytest.approx(learned / why["distance_squared"], rel=1e-4)
+    assert set(why["morphometry"]) >= {"asymmetry", "gini"} and len(why["morphometry"]["gini"]) == 2
+    assert why["query"]["id"] == query and why["other"]["id"] == best["id"]
+    assert client.get(f"/galaxies/{query}/why/nope").status_code == 404
+    page = client.get(f"/galaxies/{query}/why/{best['id']}", headers={"accept": "text/html"})
+    assert page.status_code == 200 and page.text.count("<meter") == 10
+
+
+def test_gallery_filters_sorts_searches_and_captions(client: TestClient, catalog: Table) -> None:
+    body = client.get("/api/galaxies", params={"where": "mag_r<=19.5", "sort": "mag_r", "order": "desc",
+                                               "show": "morphology"}).json()
+    assert body["total"] == int((catalog["mag_r"] <= 19.5).sum())
+    rows = {str(r["id"]): r for r in catalog}
+    shown = [rows[g["id"]] for g in body["galaxies"]]
+    assert [r["mag_r"] for r in shown] == sorted((r["mag_r"] for r in shown), reverse=True)
+    assert [g["label"] for g in body["galaxies"]] == [str(r["morphology"]) for r in shown]
+    part = str(catalog["id"][7])[-3:]
+    found = client.get("/api/galaxies", params={"q": part}).json()
+    assert found["total"] == sum(part in str(i) for i in catalog["id"]) and found["total"] >= 1
+    text = client.get("/api/galaxies", params={"sort": "morphology"}).json()["galaxies"]
+    assert [rows[g["id"]]["morphology"] for g in text] == sorted(rows[g["id"]]["morphology"] for g in text)
+    for bad in ({"where": "nope<1"}, {"sort": "nope"}, {"show": "nope"}, {"where": "mag_r<=bright"},
+                {"sort": "no spaces"}):
+        r = client.get("/api/galaxies", params=bad)
+        assert r.status_code == 422, bad
+    added = client.get("/", params={"where": "mag_r<=19.5", "column": "morphology", "op": "==", "value": " ring ",
+                                    "sort": "", "show": ""}, follow_redirects=False)
+    assert added.status_code == 303
+    assert added.headers["location"] == "/?where=mag_r%3C%3D19.5&where=morphology%3D%3Dring"
