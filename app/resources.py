@@ -25,6 +25,7 @@ from app.sky import SkyIndex
 from app.thumbs import ThumbnailCache
 from app.views import Views
 from discovery.active_learning import AnomalyRanker
+from discovery.tag_expansion import like_these
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import SearchIndex
 from index_builder.index import load as load_index
@@ -157,6 +158,14 @@ class Resources:
         """How far apart two galaxies' search vectors are, and which part of them makes the distance."""
         a, b = self.row(galaxy_id), self.row(other_id)
         return distance_shares(self.vectors[a], self.vectors[b], list(self.statistics))
+
+    def like_these(self, ids: list[str], not_ids: list[str], k: int) -> list[dict]:
+        """The ``k`` galaxies most like any of ``ids`` and least like ``not_ids``, each with that score."""
+        pos = np.array([self.row(i) for i in ids], int)
+        neg = np.array([self.row(i) for i in not_ids], int)
+        ranking = like_these(self.vectors, pos, neg, k)
+        return [{**self.coords(str(self.index.ids[r])), "score": float(sc)}
+                for r, sc in zip(ranking.rows, ranking.scores)]
 
     def look_alikes(self, galaxy_id: str, k: int, where: list[str] | None = None,
                     distinct_arcsec: float | None = None) -> tuple[dict, list[dict]]:

@@ -125,8 +125,7 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
         pick = _spread(vectors, rows, top, k)
         return CandidateRanking(rows[pick], top[pick], "diverse")
     if len(negatives) < MIN_PER_CLASS or not classifier:
-        rows, top = _top(similarity, decided, k)
-        return CandidateRanking(rows, top, "similarity")
+        return like_these(vectors, positives, negatives, k, similarity)
     rng = np.random.default_rng(seed)
     undecided = np.setdiff1d(np.arange(len(vectors)), decided)
     background = np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
@@ -138,6 +137,17 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
     by_similarity, _ = _top(similarity, decided, k)
     rows = _interleave(by_similarity, by_classifier, k)
     return CandidateRanking(rows, confidence[rows], "classifier")
+
+
+def like_these(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
+               similarity: np.ndarray | None = None) -> CandidateRanking:
+    """The ``k`` rows most like any of ``positives`` and least like ``negatives`` (the similarity ranking, in
+    plain order): "more like these, not like those" for a handful of galaxies picked in the gallery."""
+    positives, negatives = np.unique(positives), np.unique(negatives)
+    if similarity is None:
+        similarity = _similarity(vectors, positives, negatives)
+    rows, top = _top(similarity, np.concatenate([positives, negatives]), k)
+    return CandidateRanking(rows, top, "similarity")
 
 
 def _interleave(first: np.ndarray, second: np.ndarray, k: int) -> np.ndarray:

@@ -93,6 +93,21 @@ def cutout(request: Request, galaxy_id: GalaxyId) -> Response:
     return download(buf.getvalue(), "application/fits", f"{galaxy_id}.fits")
 
 
+Ids = Annotated[list[str], Query(max_length=50, description="galaxy ids (repeat the parameter)")]
+
+
+@router.get("/similar", summary="Galaxies most like any of several (id=...) and least like others (not=...)")
+def like_these(request: Request, k: K, id: Ids, not_: Annotated[list[str] | None, Query(
+        alias="not", max_length=50, description="galaxies the results should not look like")] = None) -> Response:
+    survey = resources_of(request)
+    ids, not_ids = list(dict.fromkeys(id)), [i for i in dict.fromkeys(not_ or []) if i not in id]
+    results = survey.like_these(ids, not_ids, k)
+    if survey.views.wants_html(request):
+        return survey.views.render(request, None, {"ids": ids, "not_ids": not_ids, "results": results, "k": k},
+                                   fragment="like_these.html")
+    return JSONResponse({"ids": ids, "not": not_ids, "k": k, "results": results})
+
+
 @router.get("/galaxies/{galaxy_id}/why/{other_id}", summary=(
             "Why two galaxies are called alike: their band images, morphometry side by side, and each part's share "
             "of their search distance (the learned embedding, each statistic)"))

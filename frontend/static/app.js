@@ -93,3 +93,44 @@ document.addEventListener("click", function (ev) {
   if (dismiss) dismiss.closest(".error-box").remove();
   if (ev.target.closest("[data-back]")) history.back();
 });
+
+// "Select several": while it is ticked, a click on a gallery thumbnail picks it (instead of opening its
+// look-alikes), and "more like these" asks for the galaxies most like any picked one.
+function pickedIds() {
+  return Array.from(document.querySelectorAll("#gallery .thumb.picked"), (t) => t.dataset.id);
+}
+
+function showPicked() {
+  const count = document.getElementById("picked-count");
+  const button = document.getElementById("more-like");
+  if (!count || !button) return;
+  count.textContent = String(pickedIds().length);
+  button.disabled = pickedIds().length === 0;
+}
+
+document.addEventListener("htmx:confirm", function (ev) {
+  const mode = document.getElementById("select-mode");
+  const thumb = ev.detail.elt.closest ? ev.detail.elt.closest("#gallery .thumb") : null;
+  if (!mode || !mode.checked || !thumb) return;
+  ev.preventDefault();
+  thumb.classList.toggle("picked");
+  thumb.setAttribute("aria-pressed", String(thumb.classList.contains("picked")));
+  showPicked();
+});
+
+document.addEventListener("click", function (ev) {
+  if (!ev.target.closest || !ev.target.closest("#more-like")) return;
+  const query = new URLSearchParams();
+  pickedIds().forEach((id) => query.append("id", id));
+  query.append("k", "20");
+  htmx.ajax("GET", "/similar?" + query.toString(), { target: "#similar", swap: "innerHTML" });
+});
+
+document.addEventListener("change", function (ev) {
+  if (ev.target.id !== "select-mode" || ev.target.checked) return;
+  document.querySelectorAll("#gallery .thumb.picked").forEach((t) => {
+    t.classList.remove("picked");
+    t.removeAttribute("aria-pressed");
+  });
+  showPicked();
+});

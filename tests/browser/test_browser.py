@@ -286,3 +286,35 @@ def test_why_similar_from_a_look_alike(server: str, page) -> None:
         assert images.nth(i).evaluate("el => el.naturalWidth") > 0
     page.click("#why-other")  # on to the look-alike's own page
     expect(page.locator("h2").first).to_have_text(f"Galaxy {other}")
+
+
+def test_select_several_then_more_like_these_and_not_like_those(server: str, page) -> None:
+    import json
+    import urllib.request
+
+    page.goto(server + "/")
+    page.check("#select-mode")
+    thumbs = page.locator("#gallery .thumb")
+    picked = [thumbs.nth(i).get_attribute("data-id") for i in (0, 3)]
+    for i in (0, 3, 5, 5):  # the third is picked and unpicked again
+        thumbs.nth(i).click()
+    expect(page.locator("#picked-count")).to_have_text("2")
+    expect(page.locator("#similar .hint")).to_be_visible()  # picking opened no look-alikes
+    page.click("#more-like")
+    expect(page.locator("#similar .like-these")).to_be_visible()
+    assert page.locator("#similar .picked-set img").evaluate_all("els => els.map(e => e.dataset.id)") == picked
+    results = page.locator("#similar .results .thumb").evaluate_all("els => els.map(e => e.dataset.id)")
+    query = "&".join(f"id={i}" for i in picked)
+    with urllib.request.urlopen(f"{server}/similar?{query}&k=20") as resp:
+        assert results == [r["id"] for r in json.load(resp)["results"]]
+    assert len(results) == 20 and not set(results) & set(picked)
+
+    page.locator("#similar .results .result").first.locator("input[name=not]").check()
+    page.click("#similar form.refine-many button[type=submit]")
+    expect(page.locator("#similar .not-set img")).to_have_count(1)
+    again = page.locator("#similar .results .thumb").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert results[0] not in again and len(again) == 20
+    page.uncheck("#select-mode")
+    expect(page.locator("#gallery .thumb.picked")).to_have_count(0)
+    thumbs.nth(1).click()  # with selection off a click opens look-alikes again
+    expect(page.locator("#query-id")).to_have_text(thumbs.nth(1).get_attribute("data-id"))

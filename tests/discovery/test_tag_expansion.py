@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discovery.tag_expansion import normalise_tag, rank_candidates
+from discovery.tag_expansion import like_these, normalise_tag, rank_candidates
 
 
 @pytest.mark.parametrize("raw,tag", [("#diffuse", "#diffuse"), (" Diffuse ", "#diffuse"), ("edge-on", "#edge-on"),
@@ -83,3 +83,15 @@ def test_ranking_needs_a_member_and_stops_at_the_survey_size() -> None:
     with pytest.raises(ValueError, match="at least one"):
         rank_candidates(x, np.array([], int), np.array([], int), k=5)
     assert len(rank_candidates(x[:10], np.array([0]), np.array([], int), k=50).rows) == 9
+
+
+def test_like_these_ranks_by_the_nearest_pick_and_pushes_away_from_the_others() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16))
+    vectors = np.concatenate([c + 0.05 * rng.normal(size=(30, 16)) for c in centres]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    near = like_these(vectors, np.array([0, 30]), np.array([], int), 40)
+    assert set(near.rows[:40]) <= set(range(60)) and not {0, 30} & set(near.rows)  # both clusters, picks left out
+    assert list(near.scores) == sorted(near.scores, reverse=True)
+    pushed = like_these(vectors, np.array([0, 30]), np.array([31]), 28)
+    assert 31 not in pushed.rows and (pushed.rows < 30).sum() > (near.rows[:28] < 30).sum()
