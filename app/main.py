@@ -15,12 +15,13 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_handlers
 from app.resources import Resources
-from app.routes import anomalies, auth, galaxies, gallery, sky, tags
+from app.routes import anomalies, auth, galaxies, gallery, sky, survey_map, tags
 from app.security import CONTENT_SECURITY_POLICY, Guard
 from app.settings import ServerSettings
 from frontend import STATIC_DIR, htmx_dir
 
-ROUTERS = (gallery.router, galaxies.router, sky.router, tags.router, anomalies.router, auth.router)
+ROUTERS = (gallery.router, galaxies.router, sky.router, tags.router, anomalies.router, survey_map.router,
+           auth.router)
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:

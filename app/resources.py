@@ -22,6 +22,7 @@ from app.filters import catalog_mask, column_order
 from app.measures import Measures
 from app.settings import ServerSettings
 from app.sky import SkyIndex
+from app.survey_map import SurveyMap
 from app.thumbs import ThumbnailCache
 from app.views import Views
 from discovery.active_learning import AnomalyRanker
@@ -68,6 +69,7 @@ class Resources:
     ra: np.ndarray  # degrees per store row, NaN where unknown
     dec: np.ndarray
     statistics: tuple[str, ...]  # the morphometry appended to the search vectors, in order (empty: none)
+    survey_map: SurveyMap | None  # the 2-D map of the search vectors, where the build drew one
     _views: dict = field(default_factory=dict, repr=False)  # the last VIEWS_KEPT gallery selections
 
     @classmethod
@@ -91,7 +93,7 @@ class Resources:
                                         settings.anomaly_method),
                    measures=Measures.load(workdir.root, len(store)), sessions=sessions,
                    thumbs=ThumbnailCache(workdir.thumbs, store), sky=sky, views=views, ra=ra, dec=dec,
-                   statistics=_appended_statistics(workdir))
+                   statistics=_appended_statistics(workdir), survey_map=SurveyMap.load(workdir.root, len(store)))
 
     @property
     def vectors(self) -> np.ndarray:

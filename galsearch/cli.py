@@ -115,7 +115,7 @@ def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -
 
 
 def _index(s: Settings) -> None:
-    from index_builder import anomaly
+    from index_builder import anomaly, survey_map
     from index_builder.index import build
 
     manifest = build(s.workdir, s.index_type, s.seed, s.index_device, s.index_max_memory_mb)
@@ -126,6 +126,9 @@ def _index(s: Settings) -> None:
     summary = anomaly.build(s.workdir, s.seed, s.index_device)
     _log(f"anomaly scores (isolation forest + k-NN distance on PCA-{summary['pca_dim']}) -> "
          f"{s.workdir / anomaly.ANOMALY}")
+    drawn = survey_map.build(s.workdir, s.seed, s.map_sample)
+    _log(f"survey map (UMAP fitted on {drawn['fitted_on']} galaxies) in {drawn['build_s']} s -> "
+         f"{s.workdir / survey_map.SURVEY_MAP}")
 
 
 def cmd_add(args: argparse.Namespace) -> None:
@@ -135,7 +138,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     from embedder.encode import embed_appended
     from embedder.encoders import open_workdir
     from embedder.train import resolve_device
-    from index_builder import anomaly
+    from index_builder import anomaly, survey_map
     from index_builder.index import add
     from survey.ingest import ingest
     from survey.store import Store, append
@@ -157,6 +160,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         embed_appended(store, open_workdir(wd, device, store.noise), s.workdir, device, start)
         manifest = add(s.workdir, start)
         anomaly.build(s.workdir, s.seed, s.index_device)
+        survey_map.extend(s.workdir, start)
         _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "
              f"{manifest['count']}")
 
@@ -333,6 +337,8 @@ def _index_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--index-device", choices=["auto", "cpu", "cuda"],
                     help="build on the GPU with the FAISS GPU package (auto: when one is seen)")
     sp.add_argument("--index-max-memory-mb", type=int, help="memory budget for the raw vectors (default 8192)")
+    sp.add_argument("--map-sample", type=int, help="galaxies the survey map's UMAP is fitted on; the rest are "
+                                                   "placed by its transform (default 20000)")
 
 
 def _embed_flags(sp: argparse.ArgumentParser) -> None:

@@ -30,8 +30,9 @@ from typing import Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from index_builder.survey_map import SAMPLE as MAP_SAMPLE
 from survey.workdir import (
     EMBEDDING_IDS,
     EMBEDDING_INFO,
@@ -59,6 +60,7 @@ class IndexConfig(BaseModel):
     index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"  # auto: see this module's table
     index_device: Literal["auto", "cpu", "cuda"] = "auto"  # where FAISS builds (GPU with the faiss GPU package)
     index_max_memory_mb: int = MAX_MEMORY_MB  # auto: raw vectors larger than this are compressed (IVF-PQ)
+    map_sample: int = Field(default=MAP_SAMPLE, ge=3)  # the survey map's UMAP is fitted on this many galaxies
 
 class IndexMismatchError(RuntimeError):
     """The index on disk does not belong to these embeddings / this model."""

@@ -36,6 +36,9 @@ INDEX_IDS = "index_ids.npy"
 MANIFEST = "manifest.json"
 ANOMALY = "anomaly.npz"  # unsupervised anomaly scores and the PCA coordinates the rating model works in
 ANOMALY_INFO = "anomaly.json"
+SURVEY_MAP = "map.npy"  # (N, 2) float32: the search vectors' 2-D UMAP, row-aligned with EMBEDDINGS
+SURVEY_MAP_INFO = "map.json"  # how it was made, and its bounds
+SURVEY_MAP_MODEL = "map_model.joblib"  # the fitted UMAP, to place galaxies added later
 
 
 class WorkdirMismatchError(RuntimeError):

@@ -16,9 +16,11 @@ from pydantic import BaseModel, Field
 
 from app.db import tags
 from app.db.galaxies import galaxies_at, galaxies_by_id
+from app.db.models import TagAssignment
 from app.deps import ID_PATTERN, GalaxyId, KnownGalaxy, Researcher, Survey, check_k
 from app.exports import AnswerFormat, ExportFormat, galaxies_table, table_response, tag_table
-from discovery.tag_expansion import normalise_tag, rank_candidates
+from app.resources import Resources
+from discovery.tag_expansion import CandidateRanking, normalise_tag, rank_candidates
 
 router = APIRouter(tags=["tags"])
 TagPath = Annotated[str, PathParam(min_length=1, max_length=64, description="tag, with or without its leading #")]
@@ -104,13 +106,7 @@ def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int,
     name = _tag_or_422(tag)
     check_k(survey, k)
     rows = tags.assignments(survey.sessions, name)
-    members = [r.galaxy_id for r in rows if r.status in tags.MEMBER]
-    if not members:
-        raise HTTPException(404, f"no galaxy carries {name} yet: tag one first")
-    known = galaxies_by_id(survey.sessions, [r.galaxy_id for r in rows])
-    pos = np.array([known[i].row for i in members if i in known], int)
-    neg = np.array([known[r.galaxy_id].row for r in rows if r.status == "rejected" and r.galaxy_id in known], int)
-    ranking = rank_candidates(survey.vectors, pos, neg, k)
+    ranking = candidate_ranking(survey, name, rows, k)
     score = dict(zip(ranking.rows.tolist(), ranking.scores.tolist()))
     found = [(g, score[g.row]) for g in galaxies_at(survey.sessions, ranking.rows.tolist())]
     if format != "json":
@@ -123,6 +119,22 @@ def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int,
                                    fragment="candidates.html")
     return JSONResponse({"tag": name, "method": ranking.method, "k": k, "candidates": [
         {"id": g.id, "ra": g.ra, "dec": g.dec, "score": sc} for g, sc in found]})
+
+
+def member_rows(survey: Resources, rows: list[TagAssignment]) -> tuple[np.ndarray, np.ndarray]:
+    """Store rows of a tag's members and of its rejections, from its assignment ``rows``."""
+    known = galaxies_by_id(survey.sessions, [r.galaxy_id for r in rows])
+    pos = np.array([known[r.galaxy_id].row for r in rows if r.status in tags.MEMBER and r.galaxy_id in known], int)
+    neg = np.array([known[r.galaxy_id].row for r in rows if r.status == "rejected" and r.galaxy_id in known], int)
+    return pos, neg
+
+
+def candidate_ranking(survey: Resources, name: str, rows: list[TagAssignment], k: int) -> CandidateRanking:
+    """The tag's ``k`` best candidates (404 while it has no member)."""
+    pos, neg = member_rows(survey, rows)
+    if not len(pos):
+        raise HTTPException(404, f"no galaxy carries {name} yet: tag one first")
+    return rank_candidates(survey.vectors, pos, neg, k)
 
 
 @router.post("/tags/{tag}/decisions", summary="Accept or reject proposed galaxies (deciding again updates)")

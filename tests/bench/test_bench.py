@@ -64,3 +64,8 @@ def test_ingest_benchmark_reports_throughput_and_memory() -> None:
     r = _run("ingest", "--n", "1500", "--size", "32")
     assert r["count"] == 1500 and r["galaxies_per_s"] > 0
     assert 0 < r["peak_anon_mb"] <= r["peak_rss_mb"]
+
+
+def test_map_benchmark_times_every_colouring_and_zoom() -> None:
+    r = _run("map", "--n", "20000", "--repeat", "1", "--size", "128")
+    assert r["n"] == 20000 and r["worst_ms"] > 0 and r["text_zoom64_median_ms"] > 0

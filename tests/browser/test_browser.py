@@ -318,3 +318,39 @@ def test_select_several_then_more_like_these_and_not_like_those(server: str, pag
     expect(page.locator("#gallery .thumb.picked")).to_have_count(0)
     thumbs.nth(1).click()  # with selection off a click opens look-alikes again
     expect(page.locator("#query-id")).to_have_text(thumbs.nth(1).get_attribute("data-id"))
+
+
+def test_map_click_opens_that_galaxy_and_hover_shows_it(server: str, workdir: Path, page) -> None:
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    xy = np.load(workdir / "map.npy")
+    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
+    gap = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    pick = int(np.argmax(gap))  # the most isolated point: a click on it can mean no other galaxy
+    page.goto(server + "/map")
+    image = page.locator("#map-image")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("el => el.naturalWidth") == 640
+    # The page's first view: the map's bounds padded by 3 % and made square (frontend/static/map.js).
+    x0, x1 = float(xy[:, 0].min()), float(xy[:, 0].max())
+    y0, y1 = float(xy[:, 1].min()), float(xy[:, 1].max())
+    half = max(x1 - x0, y1 - y0) * 1.06 / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = image.bounding_box()
+    px = box["x"] + float(xy[pick, 0] - (cx - half)) / (2 * half) * box["width"]
+    py = box["y"] + float((cy + half) - xy[pick, 1]) / (2 * half) * box["height"]
+    page.mouse.move(px, py)
+    expect(page.locator("#map-tip span")).to_have_text(ids[pick])  # hovering shows the galaxy
+    page.mouse.click(px, py)
+    expect(page.locator("#query-id")).to_have_text(ids[pick])
+    expect(page.locator("#similar .results .thumb")).to_have_count(20)
+    expect(image).to_have_attribute("src", re.compile(f"highlight={ids[pick]}"))  # the query drawn on the map
+    page.select_option("#map-colour", "col:morphology")
+    expect(image).to_have_attribute("src", re.compile("colour=col%3Amorphology"))
+    expect(image).to_have_js_property("complete", True)
+    before = image.get_attribute("src")
+    page.mouse.wheel(0, -300)  # zoom in about the pointer: a narrower view is drawn
+    expect(image).not_to_have_attribute("src", before)
+    view = dict(re.findall(r"(x0|x1)=([-0-9.e]+)", image.get_attribute("src")))
+    assert float(view["x1"]) - float(view["x0"]) < 2 * half * 0.9

@@ -1,0 +1,100 @@
+"""The survey map: a page to pan and zoom over every galaxy, its image drawn per view on the server, and the galaxy
+under a point (for hovering and clicking)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.db import ratings as ratings_repo
+from app.db import tags
+from app.deps import Researcher, Survey
+from app.resources import Resources
+from app.routes.tags import candidate_ranking, member_rows
+from app.survey_map import SurveyMap, View, categorical
+from discovery.tag_expansion import normalise_tag
+
+router = APIRouter(tags=["map"])
+Coord = Annotated[float, Query(allow_inf_nan=False)]
+Pixels = Annotated[int, Query(ge=16, le=1024)]
+COLOURS = {"member": (255, 160, 40), "candidate": (80, 220, 255), "query": (255, 255, 255),
+           "look-alike": (80, 220, 255), "liked": (90, 230, 90), "middling": (240, 220, 80), "boring": (240, 80, 80)}
+
+
+def _map(survey: Resources) -> SurveyMap:
+    if survey.survey_map is None:
+        raise HTTPException(404, "this workdir has no survey map: rebuild its index (galsearch index)")
+    return survey.survey_map
+
+
+def _colouring(survey: Resources, colour: str, who: str) -> tuple[np.ndarray | None, list[str] | None, list]:
+    """What ``colour`` asks for: per-row values (and labels for a text column), and marks drawn on top."""
+    if colour == "density":
+        return None, None, []
+    if colour == "anomaly":
+        return np.asarray(survey.ranker.prior, float), None, []
+    if colour == "ratings":
+        mine = ratings_repo.ratings_of(survey.sessions, who)
+        rows = {k: [survey.index.row_of[i] for i, r in mine.items() if i in survey.index.row_of and r.rating in v]
+                for k, v in (("boring", (0, 1)), ("middling", (2, 3)), ("liked", (4, 5)))}
+        return None, None, [(rows[k], COLOURS[k], 4) for k in rows]
+    if colour.startswith("tag:"):
+        try:
+            name = normalise_tag(colour[4:])
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        rows = tags.assignments(survey.sessions, name)
+        members, _ = member_rows(survey, rows)
+        found = candidate_ranking(survey, name, rows, 100).rows if len(members) else []
+        return None, None, [(found, COLOURS["candidate"], 3), (members, COLOURS["member"], 4)]
+    if colour.startswith("col:") and (name := colour[4:]) in survey.store.catalog.colnames \
+            and survey.store.catalog[name].ndim == 1:
+        column = survey.store.catalog[name]
+        if column.dtype.kind in "biuf":
+            return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan), None, []
+        codes, labels = categorical(column)
+        return codes, labels, []
+    raise HTTPException(422, f"unknown colouring {colour!r}: density, anomaly, ratings, tag:NAME or col:COLUMN")
+
+
+@router.get("/map", response_class=HTMLResponse, summary="The survey map page")
+def map_page(request: Request, survey: Survey) -> Response:
+    drawn = _map(survey)
+    columns = [c for c in survey.store.catalog.colnames if survey.store.catalog[c].ndim == 1
+               and c not in ("id", "file", "hdu")]
+    return survey.views.render(request, "map.html", {"bounds": drawn.bounds, "columns": columns,
+                                                     "tags": [t["name"] for t in tags.all_tags(survey.sessions)],
+                                                     "k": 20})
+
+
+@router.get("/map.png", summary="One view of the survey map as a PNG", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def map_image(survey: Survey, who: Researcher, x0: Coord, x1: Coord, y0: Coord, y1: Coord, width: Pixels = 512,
+              height: Pixels = 512, colour: Annotated[str, Query(max_length=80)] = "density",
+              highlight: Annotated[str | None, Query(max_length=200)] = None,
+              k: Annotated[int, Query(ge=1, le=200)] = 20) -> Response:
+    drawn = _map(survey)
+    try:
+        view = View(x0, x1, y0, y1, width, height)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    values, labels, marks = _colouring(survey, colour, who)
+    if highlight:
+        _, near = survey.look_alikes(highlight, k)
+        marks += [([survey.index.row_of[r["id"]] for r in near], COLOURS["look-alike"], 4),
+                  ([survey.row(highlight)], COLOURS["query"], 7)]
+    return Response(drawn.render(view, values, labels, marks), media_type="image/png",
+                    headers={"Cache-Control": "no-store"})
+
+
+@router.get("/map/at", summary="The galaxy nearest a point of the map (within radius, map units)")
+def map_at(survey: Survey, x: Coord, y: Coord, radius: Annotated[float, Query(gt=0, allow_inf_nan=False)]) -> dict:
+    row = _map(survey).nearest(x, y, radius)
+    if row is None:
+        raise HTTPException(404, "no galaxy there")
+    gid = str(survey.index.ids[row])
+    xy = survey.survey_map.coords[row]
+    return {**survey.coords(gid), "x": float(xy[0]), "y": float(xy[1])}
