@@ -14,7 +14,7 @@ from fastapi import Query
 from fastapi.responses import Response
 
 from app.db.models import Galaxy, Rating, TagAssignment
-from app.db.tags import MEMBER
+from app.db.tags import MEMBER, source_of
 from app.measures import Measures
 
 ExportFormat = Literal["csv", "fits", "votable"]
@@ -89,7 +89,7 @@ def tag_table(name: str, rows: list[TagAssignment], galaxies: dict[str, Galaxy],
     members = [r for r in rows if r.status in MEMBER]
     table = _with_coords({
         "tag": [name] * len(members),
-        "source": ["human" if r.status == "positive" else "accepted proposal" for r in members],
+        "source": [{"proposal": "accepted proposal"}.get(source_of(r), source_of(r)) for r in members],
         "score": np.array([np.nan if r.score is None else r.score for r in members], float),
         "who": [r.who for r in members],
         "updated": [r.updated_at.isoformat() for r in members],

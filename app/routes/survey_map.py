@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app.db import ratings as ratings_repo
 from app.db import tags
@@ -66,7 +66,7 @@ def map_page(request: Request, survey: Survey) -> Response:
     columns = [c for c in survey.store.catalog.colnames if survey.store.catalog[c].ndim == 1
                and c not in ("id", "file", "hdu")]
     return survey.views.render(request, "map.html", {"bounds": drawn.bounds, "columns": columns,
-                                                     "tags": [t["name"] for t in tags.all_tags(survey.sessions)],
+                                                     "tags": [t["tag"] for t in tags.all_tags(survey.sessions)],
                                                      "k": 20})
 
 
@@ -98,3 +98,51 @@ def map_at(survey: Survey, x: Coord, y: Coord, radius: Annotated[float, Query(gt
     gid = str(survey.index.ids[row])
     xy = survey.survey_map.coords[row]
     return {**survey.coords(gid), "x": float(xy[0]), "y": float(xy[1])}
+
+
+MAX_REGION = 2000  # galaxies one box may tag at once: each is one decision, stored like any other
+
+
+class Box:
+    """A box on the map, from the query or a form: x0 <= x <= x1, y0 <= y <= y1."""
+
+    def __init__(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        if not (x0 < x1 and y0 < y1):
+            raise HTTPException(422, "a box needs x0 < x1 and y0 < y1")
+        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
+
+
+def _region(survey: Resources, box: Box) -> np.ndarray:
+    return _map(survey).inside(box.x0, box.x1, box.y0, box.y1)
+
+
+@router.get("/map/region", summary="The galaxies inside a box of the map (a gallery page, or JSON)")
+def map_region(request: Request, survey: Survey, x0: Coord, x1: Coord, y0: Coord, y1: Coord,
+               page: Annotated[int, Query(ge=1, le=10_000_000)] = 1) -> Response:
+    box = Box(x0, x1, y0, y1)
+    rows = _region(survey, box)
+    galaxies = survey.page(page, rows)
+    data = {"count": len(rows), "page": page, "next_page": survey.next_page(page, rows), "galaxies": galaxies}
+    if not survey.views.wants_html(request):
+        return JSONResponse(data)
+    return survey.views.render(request, None, {**data, "box": box, "max_region": MAX_REGION, "k": 20},
+                               fragment="_map_region.html")
+
+
+@router.post("/map/tag", summary="Tag every galaxy inside a box of the map (source = map)")
+def map_tag(request: Request, survey: Survey, who: Researcher, x0: Annotated[float, Form(allow_inf_nan=False)],
+            x1: Annotated[float, Form(allow_inf_nan=False)], y0: Annotated[float, Form(allow_inf_nan=False)],
+            y1: Annotated[float, Form(allow_inf_nan=False)], tag: Annotated[str, Form(max_length=64)]) -> Response:
+    try:
+        name = normalise_tag(tag)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    rows = _region(survey, Box(x0, x1, y0, y1))
+    if len(rows) > MAX_REGION:
+        raise HTTPException(422, f"the box holds {len(rows)} galaxies; tag at most {MAX_REGION} at once (zoom in)")
+    for r in rows:
+        tags.assign(survey.sessions, name, str(survey.index.ids[r]), "positive", "map", who)
+    data = {"tag": name, "tagged": len(rows)}
+    if not survey.views.wants_html(request):
+        return JSONResponse(data)
+    return survey.views.render(request, None, data, fragment="_map_tagged.html")

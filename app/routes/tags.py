@@ -64,7 +64,7 @@ def tag_page(request: Request, survey: Survey, tag: TagPath, who: Researcher) ->
     if not rows:
         raise HTTPException(404, f"no galaxy carries {name} yet")
     return JSONResponse({"tag": name, **counts, "galaxies": [
-        {"id": r.galaxy_id, "status": r.status, "source": "human" if r.status == "positive" else "proposal",
+        {"id": r.galaxy_id, "status": r.status, "source": tags.source_of(r),
          "score": r.score, "who": r.who, "updated": r.updated_at.isoformat()} for r in rows]})
 
 

@@ -46,9 +46,37 @@
     draw();
   }, { passive: false });
 
+  // Shift-drag draws a box; on release the galaxies inside it are listed below the map, ready to tag.
+  const rect = document.getElementById("map-box");
+  let select = null;
+  function drawBox(ev) {
+    const r = box.getBoundingClientRect();
+    const x = Math.min(select.x, ev.clientX), y = Math.min(select.y, ev.clientY);
+    rect.style.left = (x - r.left) + "px";
+    rect.style.top = (y - r.top) + "px";
+    rect.style.width = Math.abs(ev.clientX - select.x) + "px";
+    rect.style.height = Math.abs(ev.clientY - select.y) + "px";
+    rect.hidden = false;
+  }
+
   let drag = null;
-  img.addEventListener("mousedown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, view, moved: false }; });
+  img.addEventListener("mousedown", function (ev) {
+    if (ev.shiftKey) {
+      select = { x: ev.clientX, y: ev.clientY };
+      return;
+    }
+    drag = { x: ev.clientX, y: ev.clientY, view, moved: false };
+  });
   window.addEventListener("mouseup", async function (ev) {
+    if (select) {
+      const a = at({ clientX: select.x, clientY: select.y }), b = at(ev);
+      select = null;
+      rect.hidden = true;
+      const q = new URLSearchParams({ x0: Math.min(a.x, b.x), x1: Math.max(a.x, b.x),
+                                      y0: Math.min(a.y, b.y), y1: Math.max(a.y, b.y) });
+      htmx.ajax("GET", "/map/region?" + q.toString(), { target: "#region", swap: "innerHTML" });
+      return;
+    }
     const was = drag;
     drag = null;
     if (!was || was.moved || ev.target !== img) return;
@@ -61,7 +89,11 @@
   });
 
   let hover = null;
+  window.addEventListener("mousemove", function (ev) {
+    if (select) drawBox(ev);
+  });
   img.addEventListener("mousemove", function (ev) {
+    if (select) return;
     if (drag) {
       const r = img.getBoundingClientRect();
       const dx = (ev.clientX - drag.x) / r.width * (drag.view.x1 - drag.view.x0);

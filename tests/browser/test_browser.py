@@ -354,3 +354,45 @@ def test_map_click_opens_that_galaxy_and_hover_shows_it(server: str, workdir: Pa
     expect(image).not_to_have_attribute("src", before)
     view = dict(re.findall(r"(x0|x1)=([-0-9.e]+)", image.get_attribute("src")))
     assert float(view["x1"]) - float(view["x0"]) < 2 * half * 0.9
+
+
+def test_map_box_selection_lists_and_tags_its_galaxies(server: str, workdir: Path, page) -> None:
+    import json
+    import urllib.request
+
+    import numpy as np
+
+    xy = np.load(workdir / "map.npy")
+    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
+    page.goto(server + "/map")
+    image = page.locator("#map-image")
+    expect(image).to_have_js_property("complete", True)
+    box = image.bounding_box()
+    x0, x1 = float(xy[:, 0].min()), float(xy[:, 0].max())
+    y0, y1 = float(xy[:, 1].min()), float(xy[:, 1].max())
+    half, cx, cy = max(x1 - x0, y1 - y0) * 1.06 / 2, (x0 + x1) / 2, (y0 + y1) / 2
+
+    def to_map(px: float, py: float) -> tuple[float, float]:
+        return (cx - half + (px - box["x"]) / box["width"] * 2 * half,
+                cy + half - (py - box["y"]) / box["height"] * 2 * half)
+
+    start = (box["x"] + 0.2 * box["width"], box["y"] + 0.2 * box["height"])
+    end = (box["x"] + 0.7 * box["width"], box["y"] + 0.7 * box["height"])
+    (ax, ay), (bx, by) = to_map(*start), to_map(*end)
+    inside = sorted(ids[i] for i in np.flatnonzero((xy[:, 0] >= ax) & (xy[:, 0] <= bx) & (xy[:, 1] >= by)
+                                                    & (xy[:, 1] <= ay)))
+    assert inside, "the box should hold galaxies"
+    page.keyboard.down("Shift")
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=5)
+    expect(page.locator("#map-box")).to_be_visible()
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(page.locator("#region-count")).to_have_text(str(len(inside)))
+    page.fill("#region form.region-tag input[name=tag]", "#from-map")
+    page.click("#region form.region-tag button[type=submit]")
+    expect(page.locator("#tagged-count")).to_have_text(str(len(inside)))
+    with urllib.request.urlopen(server + "/tags/%23from-map") as resp:
+        tagged = json.load(resp)["galaxies"]
+    assert sorted(g["id"] for g in tagged) == inside and {g["source"] for g in tagged} == {"map"}
