@@ -89,7 +89,7 @@ def tag_table(name: str, rows: list[TagAssignment], galaxies: dict[str, Galaxy],
     members = [r for r in rows if r.status in MEMBER]
     table = _with_coords({
         "tag": [name] * len(members),
-        "source": [{"proposal": "accepted proposal"}.get(source_of(r), source_of(r)) for r in members],
+        "source": ["accepted proposal" if (how := source_of(r)) == "proposal" else how for r in members],
         "score": np.array([np.nan if r.score is None else r.score for r in members], float),
         "who": [r.who for r in members],
         "updated": [r.updated_at.isoformat() for r in members],

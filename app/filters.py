@@ -12,12 +12,29 @@ import operator
 import re
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Column, Table
 
 CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
 OPERATORS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
              ">": operator.gt}
 MAX_CONDITIONS = 10
+
+
+def scalar_columns(catalog: Table) -> list[str]:
+    """The catalog's columns holding one value per galaxy: those a condition, a sort or a caption can use."""
+    return [name for name in catalog.colnames if catalog[name].ndim == 1]
+
+
+def catalog_column(catalog: Table, name: str) -> Column:
+    """Column ``name`` of ``catalog``; ValueError unless it holds one value per galaxy."""
+    if name not in catalog.colnames or catalog[name].ndim != 1:
+        raise ValueError(f"unknown catalog column {name!r}")
+    return catalog[name]
+
+
+def as_numbers(column: Column) -> np.ndarray:
+    """A numeric column as floats, NaN where blank (masked)."""
+    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
 def catalog_mask(catalog: Table, conditions: list[str]) -> np.ndarray:
@@ -31,15 +48,13 @@ def catalog_mask(catalog: Table, conditions: list[str]) -> np.ndarray:
             raise ValueError(f"condition {text!r} is not of the form column<op>value with op one of "
                              f"{', '.join(OPERATORS)}")
         name, op, raw = m.groups()
-        if name not in catalog.colnames or catalog[name].ndim != 1:
-            raise ValueError(f"unknown catalog column {name!r}")
-        col = catalog[name]
+        col = catalog_column(catalog, name)
         if col.dtype.kind in "biuf":
             try:
                 value = float(raw)
             except ValueError:
                 raise ValueError(f"column {name!r} is numeric; {raw!r} is not a number") from None
-            values = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+            values = as_numbers(col)
             mask &= OPERATORS[op](values, value) & np.isfinite(values)
         else:
             if op not in ("==", "!="):
@@ -51,11 +66,9 @@ def catalog_mask(catalog: Table, conditions: list[str]) -> np.ndarray:
 def column_order(catalog: Table, name: str, descending: bool = False) -> np.ndarray:
     """Row numbers of ``catalog`` sorted by column ``name`` (numbers as numbers, else as text; blanks last);
     ValueError for a column it does not have."""
-    if name not in catalog.colnames or catalog[name].ndim != 1:
-        raise ValueError(f"unknown catalog column {name!r}")
-    col = catalog[name]
+    col = catalog_column(catalog, name)
     if col.dtype.kind in "biuf":
-        values = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+        values = as_numbers(col)
         blank = ~np.isfinite(values)
         key = -values if descending else values
     else:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.engine import init_db, make_engine
 from app.db.galaxies import sync_galaxies
 from app.explain import distance_shares
-from app.filters import catalog_mask, column_order
+from app.filters import catalog_column, catalog_mask, column_order
 from app.measures import Measures
 from app.settings import ServerSettings
 from app.sky import SkyIndex
@@ -146,9 +146,10 @@ class Resources:
         total = len(self.store) if rows is None else len(rows)
         picked = range((page - 1) * size, min(total, page * size))
         picked = picked if rows is None else rows[picked.start:picked.stop]
-        if show is not None and (show not in self.store.catalog.colnames or self.store.catalog[show].ndim != 1):
-            raise HTTPException(422, f"unknown catalog column {show!r}")
-        column = self.store.catalog[show] if show else None
+        try:
+            column = catalog_column(self.store.catalog, show) if show else None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         return [{**self.coords(str(self.index.ids[r])),
                  **({"label": _caption(column[r])} if column is not None else {})} for r in picked]
 

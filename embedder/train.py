@@ -194,6 +194,7 @@ def train(stores: Store | Sequence[Store], out: Path, cfg: TrainConfig, resume: 
         opt, lambda s: min(1.0, (s + 1) / max(1, steps_per_epoch)) * 0.5 * (1 + math.cos(math.pi * s / total))
     )
     start_epoch, history = 0, []
+    surveys = data.describe()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)  # a workdir for a shared encoder need not exist yet
     if resume and out.exists():
@@ -201,8 +202,9 @@ def train(stores: Store | Sequence[Store], out: Path, cfg: TrainConfig, resume: 
         if ckpt["config"]["in_channels"] != bands:
             raise ValueError(f"{out} was trained on {ckpt['config']['in_channels']} bands but this survey has {bands} "
                              f"({', '.join(store.bands)}); train afresh without --resume")
-        if _resumable(ckpt["config"].get("train", {})) != _resumable(settings) or _sources(ckpt["config"].get(
-                "surveys", data.describe())) != _sources(data.describe()):
+        recorded = ckpt["config"].get("surveys")  # absent from checkpoints of one survey made before it was kept
+        if _resumable(ckpt["config"].get("train", {})) != _resumable(settings) or (
+                recorded is not None and _sources(recorded) != _sources(surveys)):
             raise ValueError(f"{out} was trained with other settings; resume with the same ones or start afresh")
         objective.load_state_dict(ckpt["objective"])
         if aux is not None:
@@ -221,7 +223,7 @@ def train(stores: Store | Sequence[Store], out: Path, cfg: TrainConfig, resume: 
     # (build --model adopts the checkpoint with it).
     config = {"in_channels": bands, "width": cfg.width, "stem_stride": cfg.stem_stride, "arch": settings["arch"],
               "input_size": cfg.input_size, "noise": store.noise.tolist(), "bands": store.bands,
-              "pretext_targets": aux_names, "train": settings, "surveys": data.describe()}
+              "pretext_targets": aux_names, "train": settings, "surveys": surveys}
     for epoch in range(start_epoch, epochs):
         # Seeded per epoch so that a resumed run draws exactly the batches an uninterrupted one would.
         g_data = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)

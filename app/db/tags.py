@@ -15,12 +15,12 @@ from app.db.engine import upsert
 from app.db.models import Tag, TagAssignment
 
 MEMBER = ("positive", "accepted")
+DECISIONS = {"accept": "accepted", "reject": "rejected"}
 
 
 def source_of(row: TagAssignment) -> str:
     """How a galaxy came by its tag or decision: human (by hand), map (a box on the survey map), or proposal."""
     return "map" if row.source == "map" else "human" if row.status == "positive" else "proposal"
-DECISIONS = {"accept": "accepted", "reject": "rejected"}
 
 
 def _tag(s: Session, name: str, create: bool) -> Tag | None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import Survey
-from app.filters import MAX_CONDITIONS, OPERATORS
+from app.filters import MAX_CONDITIONS, OPERATORS, scalar_columns
 
 router = APIRouter(tags=["gallery"])
 Page = Annotated[int, Query(ge=1, le=10_000_000)]
@@ -71,7 +71,7 @@ def gallery(request: Request, survey: Survey, view: View,
         # The condition builder's form: fold its column, operator and value into the view's URL.
         added = GalleryView((*view.where, f"{column}{op}{value.strip()}"), view.sort, view.order, view.q, view.show)
         return RedirectResponse(f"/?{added.query()}", status_code=303)
-    columns = [c for c in survey.store.catalog.colnames if survey.store.catalog[c].ndim == 1]
+    columns = scalar_columns(survey.store.catalog)
     return survey.views.render(request, "gallery.html", {**_galleries(survey, view, 1), "view": view, "k": 20,
                                                          "columns": columns, "operators": list(OPERATORS)})
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from app.db import ratings as ratings_repo
 from app.db import tags
 from app.deps import Researcher, Survey
+from app.filters import as_numbers, catalog_column, scalar_columns
 from app.resources import Resources
 from app.routes.tags import candidate_ranking, member_rows
 from app.survey_map import SurveyMap, View, categorical
@@ -50,11 +51,13 @@ def _colouring(survey: Resources, colour: str, who: str) -> tuple[np.ndarray | N
         members, _ = member_rows(survey, rows)
         found = candidate_ranking(survey, name, rows, 100).rows if len(members) else []
         return None, None, [(found, COLOURS["candidate"], 3), (members, COLOURS["member"], 4)]
-    if colour.startswith("col:") and (name := colour[4:]) in survey.store.catalog.colnames \
-            and survey.store.catalog[name].ndim == 1:
-        column = survey.store.catalog[name]
+    if colour.startswith("col:"):
+        try:
+            column = catalog_column(survey.store.catalog, colour[4:])
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         if column.dtype.kind in "biuf":
-            return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan), None, []
+            return as_numbers(column), None, []
         codes, labels = categorical(column)
         return codes, labels, []
     raise HTTPException(422, f"unknown colouring {colour!r}: density, anomaly, ratings, tag:NAME or col:COLUMN")
@@ -63,8 +66,7 @@ def _colouring(survey: Resources, colour: str, who: str) -> tuple[np.ndarray | N
 @router.get("/map", response_class=HTMLResponse, summary="The survey map page")
 def map_page(request: Request, survey: Survey) -> Response:
     drawn = _map(survey)
-    columns = [c for c in survey.store.catalog.colnames if survey.store.catalog[c].ndim == 1
-               and c not in ("id", "file", "hdu")]
+    columns = [c for c in scalar_columns(survey.store.catalog) if c not in ("id", "file", "hdu")]
     return survey.views.render(request, "map.html", {"bounds": drawn.bounds, "columns": columns,
                                                      "tags": [t["tag"] for t in tags.all_tags(survey.sessions)],
                                                      "k": 20})
