@@ -390,6 +390,11 @@ def test_map_box_selection_lists_and_tags_its_galaxies(server: str, workdir: Pat
     page.mouse.up()
     page.keyboard.up("Shift")
     expect(page.locator("#region-count")).to_have_text(str(len(inside)))
+    hostile = "<img src=x onerror=alert(1)>"
+    page.fill("#region form.region-tag input[name=tag]", hostile)  # refused, shown as text, never run
+    page.click("#region form.region-tag button[type=submit]")
+    expect(page.locator("#errors .error")).to_contain_text(hostile)
+    assert page.locator("img[src=x]").count() == 0
     page.fill("#region form.region-tag input[name=tag]", "#from-map")
     page.click("#region form.region-tag button[type=submit]")
     expect(page.locator("#tagged-count")).to_have_text(str(len(inside)))

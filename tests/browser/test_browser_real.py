@@ -158,6 +158,11 @@ def test_search_iau_names_and_filter_by_class_in_the_gallery(server: str, iau_su
     expect(page.locator(".conditions code").last).to_have_text(f"morphology=={PAYLOAD}")
     expect(page.locator("#gallery .thumb")).to_have_count(0)
     assert page.locator("img[src=x]").count() == 0
+    page.fill("form.view input[name=q]", PAYLOAD)  # a hostile id search: kept in the box as text, nothing runs
+    page.click("form.view button[type=submit]")
+    expect(page.locator("form.view input[name=q]")).to_have_value(PAYLOAD)
+    expect(page.locator("#gallery .thumb")).to_have_count(0)
+    assert page.locator("img[src=x]").count() == 0
 
 
 @pytest.mark.parametrize("path,status,text", [
