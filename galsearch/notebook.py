@@ -14,6 +14,7 @@ import io
 import secrets
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ import httpx
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from astropy.wcs import WCS
 
 DEFAULT_WHO = "notebook"
 
@@ -31,6 +33,21 @@ class GalsearchError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """One galaxy's bands: ``data`` (bands, H, W) in the order of ``bands``; ``wcs`` the celestial WCS of its
+    pixels (None for PNG/JPEG surveys and files without one); ``header`` as served (``cutout.fits``)."""
+
+    data: np.ndarray
+    bands: list[str]
+    wcs: WCS | None
+    header: fits.Header
+
+    def hdu(self) -> fits.PrimaryHDU:
+        """The cutout as a FITS HDU, to save (``.writeto``) or open in ds9."""
+        return fits.PrimaryHDU(self.data, self.header)
 
 
 class Tag:
@@ -134,12 +151,15 @@ class Client:
         table["separation"].unit = "arcsec"
         return table
 
-    def cutout(self, galaxy_id: str) -> fits.PrimaryHDU:
-        """The galaxy's packed cutout: ``.data`` (bands, H, W) as the encoder saw it (cropped and resampled at
-        ingest, so the source file's WCS no longer applies), ``.header["BANDS"]`` names the planes."""
+    def cutout(self, galaxy_id: str) -> Cutout:
+        """The galaxy's packed cutout, the pixels the encoder saw (cropped and resampled at ingest), with the WCS
+        of that pixel grid where the survey's files carry one."""
         response = self._send("GET", f"/galaxies/{quote(str(galaxy_id), safe='')}/cutout.fits")
         with fits.open(io.BytesIO(response.content)) as hdul:
-            return fits.PrimaryHDU(hdul[0].data.copy(), hdul[0].header.copy())
+            header = hdul[0].header.copy()
+            data = hdul[0].data.copy()
+        wcs = WCS(header, naxis=2) if "CTYPE1" in header else None
+        return Cutout(data, str(header["BANDS"]).split(","), wcs, header)
 
     def tag(self, name: str) -> Tag:
         return Tag(self, name)

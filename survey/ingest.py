@@ -37,7 +37,8 @@ from survey.catalogs import (
     read_chunks,
     write_fits,
 )
-from survey.readers import CutoutReader
+from survey.cutout_wcs import WCS_FILE, crop_box, missing, pack, template
+from survey.readers import Cutout, CutoutReader
 from survey.store import CATALOG, DISPLAY, IMAGES, META, REPORT, copy_rows, write_display_offsets
 from survey.workdir import atomic_path, write_text
 
@@ -122,12 +123,14 @@ class _Packer:
         self.shape: tuple[int, ...] | None = None
         self.bands: list[str] = []
         self.raster = False
+        self.wcs: dict | None = None  # the survey's projection, from its first cutout with a WCS
         for i, summary in parts.finished():  # a resumed ingest: what the finished parts hold
             if summary["kept"]:
                 self.seen.update(np.asarray(Table.read(parts.path(i, ".fits"))["id"]).astype(str))
                 if self.shape is None:
                     self.shape, self.bands = tuple(summary["shape"]), summary["bands"]
                     self.raster = summary["raster"]
+            self.wcs = self.wcs or summary.get("wcs")
 
     def pack(self, i: int, table: Table, start: int) -> None:
         """Pack ``table`` (catalog rows ``start``..) as part ``i``; rows are read grouped by file."""
@@ -135,6 +138,7 @@ class _Packer:
         images: np.ndarray | None = None
         kept: list[int] = []
         sigmas: list[np.ndarray] = []
+        skies: list[np.ndarray] = []
         displays: list[bytes | None] = []
         report: list[tuple[str, str, str]] = []
         for row in order:
@@ -143,7 +147,7 @@ class _Packer:
             if not SERVABLE_ID.fullmatch(record[0]):
                 report.append((*record, f"id cannot be served: it must be {SERVABLE_ID_RULE}"))
                 continue
-            img, problem, display = self._cutout(rec, start + int(row), "hdu" in table.colnames)
+            img, problem, display, sky = self._cutout(rec, start + int(row), "hdu" in table.colnames)
             if img is not None and record[0] in self.seen:
                 img, problem = None, "duplicate id"
             if problem:
@@ -155,6 +159,7 @@ class _Packer:
                                                    shape=(len(table), *self.shape))
             images[len(kept)] = img
             sigmas.append(_border_sigma(img))
+            skies.append(sky)
             displays.append(display)
             kept.append(int(row))
             self.seen.add(record[0])
@@ -163,6 +168,7 @@ class _Packer:
             del images
             write_fits(table[kept], self.parts.path(i, ".fits"))
             np.save(self.parts.path(i, ".sigma.npy"), np.stack(sigmas))
+            np.save(self.parts.path(i, f".{WCS_FILE}"), np.stack(skies))
         has_display = bool(displays) and all(d is not None for d in displays)
         if has_display:
             self.parts.path(i, f".{DISPLAY}").write_bytes(b"".join(displays))
@@ -171,41 +177,52 @@ class _Packer:
         masked = sum(r[2].startswith(MASKED) for r in report)
         self.parts.commit(i, {"kept": len(kept), "skipped": len(report) - masked, "masked": masked,
                               "shape": list(self.shape or ()), "bands": self.bands, "raster": self.raster,
-                              "display": has_display})
+                              "display": has_display, "wcs": self.wcs})
 
-    def _cutout(self, rec, row: int, has_hdu: bool) -> tuple[np.ndarray | None, str | None, bytes | None]:
+    def _cutout(self, rec, row: int, has_hdu: bool
+                ) -> tuple[np.ndarray | None, str | None, bytes | None, np.ndarray]:
         """The record's cutout ready to store, or None and why not (a note starting "kept" for masked pixels),
-        and for a PNG/JPEG survey its display copy."""
+        for a PNG/JPEG survey its display copy, and its packed WCS (NaN where it has none)."""
+        nothing = missing(1)[0]
         try:
             hdu = _index(rec["hdu"]) if has_hdu else None
             cut = self.reader.read(str(rec["file"]), hdu, row)
         except FileNotFoundError:
-            return None, "missing file", None
+            return None, "missing file", None, nothing
         except (OSError, IndexError, KeyError, ValueError, TypeError) as exc:
             self.reader.close()
-            return None, f"unreadable: {exc}", None
+            return None, f"unreadable: {exc}", None, nothing
         img = cut.pixels
         if img.ndim != 3:
-            return None, f"wrong shape {img.shape}", None
+            return None, f"wrong shape {img.shape}", None, nothing
         raw = img
         if self.crop < 1.0 or self.size is not None:
             img = _crop_resize(img, self.crop, self.size)
         if self.shape is None:
             self.shape, self.bands, self.raster = img.shape, cut.bands, cut.raster
         if img.shape != self.shape:
-            return None, f"wrong shape {img.shape}, expected {self.shape}", None
+            return None, f"wrong shape {img.shape}, expected {self.shape}", None, nothing
         if [b.lower() for b in cut.bands] != [b.lower() for b in self.bands]:
             return None, (f"bands {','.join(cut.bands)}, expected {','.join(self.bands)}; choose them with "
-                          "--bands"), None
+                          "--bands"), None, nothing
         finite = np.isfinite(img)
         if not finite.any():
-            return None, "no finite pixel", None
+            return None, "no finite pixel", None, nothing
         display = display_copy(raw, self.crop, str(rec["file"])) if cut.raster else None
+        sky = self._sky(cut, raw.shape[-2:])
         if not finite.all():
             # Masked, not dropped: one bad column should not cost a galaxy. Zero is the sky level.
             return (np.where(finite, img, 0.0).astype(np.float32),
-                    f"{MASKED}: {int((~finite).sum())} non-finite pixels set to 0", display)
-        return img, None, display
+                    f"{MASKED}: {int((~finite).sum())} non-finite pixels set to 0", display, sky)
+        return img, None, display, sky
+
+    def _sky(self, cut: Cutout, shape: tuple[int, int]) -> np.ndarray:
+        """The cutout's packed WCS; NaN without one, or with another projection than the survey's first."""
+        if cut.wcs is None:
+            return missing(1)[0]
+        shared = template(cut.wcs)
+        self.wcs = self.wcs or shared
+        return pack(cut.wcs, shape, self.crop, self.size) if shared == self.wcs else missing(1)[0]
 
 
 def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: CatalogColumns) -> dict:
@@ -227,16 +244,21 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
     shape, bands, raster = tuple(with_rows[0][1]["shape"]), with_rows[0][1]["bands"], with_rows[0][1]["raster"]
     with atomic_path(out / IMAGES) as tmp:  # the images land last: a store with them is complete
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, *shape))
-        at, sigmas = 0, []
+        at, sigmas, skies = 0, [], []
         step = max(1, count // NOISE_SAMPLE)
         for i, s in with_rows:
             part = np.load(parts.path(i, ".npy"), mmap_mode="r")
             copy_rows(images, at, part[: s["kept"]])  # the part's memmap was sized for every row of its chunk
             sigmas.append(np.load(parts.path(i, ".sigma.npy"))[::step])
+            skies.append(np.load(parts.path(i, f".{WCS_FILE}")))
             at += s["kept"]
         images.flush()
         del images
         concat_fits([parts.path(i, ".fits") for i, _ in with_rows], out / CATALOG)
+        shared = next((s["wcs"] for _, s in finished if s.get("wcs")), None)
+        if shared is not None:
+            with atomic_path(out / WCS_FILE) as sky:
+                np.save(sky, np.concatenate(skies))
         display = all(s.get("display") for _, s in with_rows)
         if display:
             _join_display([parts.path(i, f".{DISPLAY}") for i, _ in with_rows],
@@ -253,6 +275,7 @@ def _join(parts: _Parts, out: Path, catalog_path: Path, crop: float, columns: Ca
         "label_columns": list(columns.labels),
         "raster": raster,
         "display": display,
+        "wcs": shared,
     }
     write_text(out / META, json.dumps(meta, indent=2))
     shutil.rmtree(parts.root)
@@ -304,8 +327,7 @@ def _crop_resize(img: np.ndarray, crop: float, size: int | None) -> np.ndarray:
     """Keep the central ``crop`` fraction, then resample to ``size`` px with area averaging (flux per pixel kept)."""
     h, w = img.shape[-2:]
     if crop < 1.0:
-        ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        y0, x0, ch, cw = crop_box(h, w, crop)
         img = img[..., y0 : y0 + ch, x0 : x0 + cw]
     if size is None or img.shape[-2:] == (size, size):
         return np.ascontiguousarray(img, dtype=np.float32)

@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 from PIL import Image, UnidentifiedImageError
+
+from survey.cutout_wcs import celestial
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 STACK_SUFFIXES = (".npy", ".h5", ".hdf5")
@@ -31,11 +34,13 @@ BAND_PLACEHOLDER = "{band}"
 
 @dataclass(frozen=True)
 class Cutout:
-    """One galaxy's pixels, the name of each plane, and whether they are display-stretched (PNG/JPEG, uint8)."""
+    """One galaxy's pixels, the name of each plane, whether they are display-stretched (PNG/JPEG, uint8), and
+    the celestial WCS of its pixel grid where the file has one."""
 
     pixels: np.ndarray
     bands: list[str]
     raster: bool
+    wcs: WCS | None = None
 
 
 def header_bands(header: fits.Header, n: int) -> list[str]:
@@ -105,11 +110,12 @@ class CutoutReader:
                 self._open[path] = fits.open(path, memmap=False)
         return self._open[path]
 
-    def _select(self, img: np.ndarray, names: list[str], raster: bool, where: Path | str) -> Cutout:
+    def _select(self, img: np.ndarray, names: list[str], raster: bool, where: Path | str,
+                wcs: WCS | None = None) -> Cutout:
         if img.ndim == 2:
             img, names = img[None], names[:1]
         keep = pick(names, self.bands, str(where))
-        return Cutout(img[keep] if keep != list(range(len(names))) else img, [names[i] for i in keep], raster)
+        return Cutout(img[keep] if keep != list(range(len(names))) else img, [names[i] for i in keep], raster, wcs)
 
     def _from_fits(self, path: Path, hdu: int | None) -> Cutout:
         hdul = self._handle(path)
@@ -117,34 +123,39 @@ class CutoutReader:
         where = f"{path.name}[{hdul.index(h)}]"
         data = np.asarray(h.data, dtype=np.float32)
         if data.ndim == 3:
-            return self._select(data, header_bands(h.header, data.shape[0]), False, where)
+            return self._select(data, header_bands(h.header, data.shape[0]), False, where, celestial(h.header))
         # One extension per band: the file's image HDUs named by band (all of them when no band is asked for).
         named = {name.lower(): x for x in hdul if x.is_image and x.data is not None
                  and (name := _plane_name(x.header, True))} if hdu is None else {}
         if hdu is not None or self.bands is None and len(named) < 2:  # a galaxy's own HDU, or a 2-D survey
-            return self._select(data, [_plane_name(h.header, False) or "band0"], False, where)
+            return self._select(data, [_plane_name(h.header, False) or "band0"], False, where, celestial(h.header))
         if self.bands is None:
-            return Cutout(_stack_planes([np.asarray(x.data, np.float32) for x in named.values()], path.name),
-                          [_plane_name(x.header, True) for x in named.values()], False)
+            planes = list(named.values())
+            return Cutout(_stack_planes([np.asarray(x.data, np.float32) for x in planes], path.name),
+                          [_plane_name(x.header, True) for x in planes], False, celestial(planes[0].header))
         missing = [b for b in self.bands if b.lower() not in named]
         if missing:
             raise ValueError(f"band(s) {', '.join(missing)} not among the extensions of {path.name} (it has "
                              f"{', '.join(_plane_name(x.header, True) for x in named.values()) or 'none named'})")
         planes = [np.asarray(named[b.lower()].data, dtype=np.float32) for b in self.bands]
-        return Cutout(_stack_planes(planes, path.name), list(self.bands), False)
+        return Cutout(_stack_planes(planes, path.name), list(self.bands), False,
+                      celestial(named[self.bands[0].lower()].header))
 
     def _per_band_files(self, template: str, hdu: int | None) -> Cutout:
         if not self.bands:
             raise ValueError(f"{template} names one file per band: say which bands with --bands")
-        planes = []
+        planes, wcs = [], None
         for band in self.bands:
             path = self.root / template.replace(BAND_PLACEHOLDER, band)
             with fits.open(path, memmap=False) as hdul:
-                data = np.asarray(_image_hdu(hdul, hdu, path).data, dtype=np.float32)
+                h = _image_hdu(hdul, hdu, path)
+                data = np.asarray(h.data, dtype=np.float32)
+                if wcs is None:  # the bands share one grid (their shapes are checked); the first WCS is theirs
+                    wcs = celestial(h.header)
             if data.ndim != 2:
                 raise ValueError(f"the {band} file {path.name} holds a {data.ndim}-D image, not one band")
             planes.append(data)
-        return Cutout(_stack_planes(planes, template), list(self.bands), False)
+        return Cutout(_stack_planes(planes, template), list(self.bands), False, wcs)
 
     def _from_stack(self, path: Path, index: int) -> Cutout:
         handle = self._handle(path)

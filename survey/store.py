@@ -6,7 +6,8 @@ up, so ``survey.ingest`` reads the survey once and writes ``images.npy`` (N, ban
 ``ingest_report.csv`` (every skipped record and why, and every kept one whose non-finite pixels were masked).
 A PNG/JPEG survey also keeps a display copy of each cutout (``display.bin``, the encoded images end to end, and
 ``display_offsets.npy``, where each row's starts): the gallery shows the survey's own pixels, not a re-stretched
-render of the small float cutouts the encoder reads.
+render of the small float cutouts the encoder reads. A survey whose files carry a celestial WCS keeps each packed
+cutout's (``wcs.npy``, see ``survey.cutout_wcs``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 from astropy.utils.metadata import MergeConflictError
+from astropy.wcs import WCS
 
 from survey.catalogs import IngestError
+from survey.cutout_wcs import WCS_FILE, missing, restore
 from survey.workdir import atomic_path, write_text
 
 IMAGES = "images.npy"
@@ -62,6 +65,16 @@ class Store:
         if not self.meta.get("display") or not (self.root / DISPLAY).exists():
             return None
         return np.memmap(self.root / DISPLAY, dtype=np.uint8, mode="r"), np.load(self.root / DISPLAY_OFFSETS)
+
+    @cached_property
+    def _wcs(self) -> np.ndarray | None:
+        if not self.meta.get("wcs") or not (self.root / WCS_FILE).exists():
+            return None
+        return np.load(self.root / WCS_FILE, mmap_mode="r")
+
+    def wcs(self, row: int) -> WCS | None:
+        """The packed cutout's celestial WCS (its pixel grid after crop and resample), or None without one."""
+        return None if self._wcs is None else restore(self.meta["wcs"], np.asarray(self._wcs[row]))
 
     def display(self, row: int) -> bytes | None:
         """The row's display copy (PNG or JPEG bytes), or None where the survey keeps none (FITS)."""
@@ -134,6 +147,8 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
     except MergeConflictError as exc:
         raise IngestError(f"the new catalog's columns do not match the survey's: {exc}") from exc
     display = old._display is not None and new._display is not None  # kept only where both keep display copies
+    shared = old.meta.get("wcs") or new.meta.get("wcs")
+    same_projection = new._wcs is not None and new.meta["wcs"] == shared
     # Every file is written in full before any replaces the old one (on leaving the block).
     with ExitStack() as files:
         images = files.enter_context(atomic_path(Path(store_dir) / IMAGES))
@@ -147,6 +162,11 @@ def append(store_dir: Path, batch_dir: Path) -> tuple[int, list[str]]:
             _append_display(old, new, keep, files.enter_context(atomic_path(Path(store_dir) / DISPLAY)))
             write_display_offsets(store_dir, np.concatenate([np.diff(old._display[1]),
                                                              np.diff(new._display[1])[keep]]))
-    meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep), "display": display}
+        if shared:
+            skies = [missing(n_old) if old._wcs is None else old._wcs,
+                     new._wcs[keep] if same_projection else missing(len(keep))]
+            np.save(files.enter_context(atomic_path(Path(store_dir) / WCS_FILE)), np.concatenate(skies))
+    meta = {**old.meta, "count": n, "appended": int(old.meta.get("appended", 0)) + len(keep), "display": display,
+            "wcs": shared}
     write_text(Path(store_dir) / META, json.dumps(meta, indent=2))
     return len(keep), [str(i) for i in new.ids[duplicate]]

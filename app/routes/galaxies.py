@@ -84,6 +84,8 @@ def cutout(request: Request, galaxy_id: GalaxyId) -> Response:
     hdu = fits.PrimaryHDU(np.asarray(survey.store.images[row], np.float32))
     hdu.header["OBJECT"] = (galaxy_id[:68], "galaxy id")
     hdu.header["BANDS"] = (",".join(survey.store.bands), "the planes, in order")
+    if (wcs := survey.store.wcs(row)) is not None:
+        hdu.header.update(wcs.to_header())
     coords = survey.coords(galaxy_id)
     if coords["ra"] is not None:
         hdu.header["RA"], hdu.header["DEC"] = (coords["ra"], "deg"), (coords["dec"], "deg")

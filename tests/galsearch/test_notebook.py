@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.wcs import WCS
 from conftest import serving
 
 from app.main import create_app
@@ -74,6 +75,15 @@ def test_lookup_cutout_and_clear_errors(opened) -> None:
     assert np.array_equal(cut.data, store.images[row]) and cut.header["BANDS"] == ",".join(store.bands)
     assert np.array_equal(client.cutout(galaxy_id).data, cut.data)
     ra, dec = float(store.catalog["ra"][row]), float(store.catalog["dec"][row])
+    assert cut.bands == store.bands
+    if store.raster:  # JPEGs carry no WCS
+        assert cut.wcs is None and client.cutout(galaxy_id).wcs is None
+    else:
+        x, y = cut.wcs.world_to_pixel_values(ra, dec)  # the demo's galaxies sit at their stamp's centre
+        centre = (cut.data.shape[-1] - 1) / 2
+        assert abs(x - centre) < 0.1 and abs(y - centre) < 0.1
+        assert client.cutout(galaxy_id).wcs.wcs.compare(cut.wcs.wcs)
+        assert WCS(cut.hdu().header).celestial.wcs.compare(cut.wcs.wcs)  # the FITS file keeps it for ds9/astropy
     found = survey.lookup(ra, dec)
     assert list(found["id"]) == [galaxy_id] and found["separation"][0] < 0.01
     assert found["separation"].unit == "arcsec" and found["ra"].unit == "deg"

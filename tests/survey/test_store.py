@@ -207,6 +207,7 @@ def test_png_and_jpeg_surveys_keep_their_own_pixels_for_display_across_parts_and
     assert append(tmp_path / "store", tmp_path / "batch")[0] == 3
     store = Store(tmp_path / "store")
     assert meta["display"] and meta["raster"] and store.meta["display"] and len(store) == 8
+    assert store.wcs(0) is None and not (tmp_path / "store" / "wcs.npy").exists()  # JPEGs carry no WCS
     for row, gid in enumerate(store.ids.astype(int)):
         shown = Image.open(io.BytesIO(store.display(row)))
         assert shown.format == ("PNG" if gid % 2 else "JPEG") and shown.size == (240, 240)  # 300 px, cropped
