@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.path import Path as MplPath
 from PIL import Image, ImageDraw
 from scipy.spatial import cKDTree
 
@@ -83,6 +84,15 @@ class SurveyMap:
         """Rows of the galaxies inside the box, in survey order."""
         xy = self.coords
         return np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+
+    def inside_polygon(self, vertices: np.ndarray) -> np.ndarray:
+        """Rows of the galaxies inside the closed polygon ``vertices`` (n, 2) (a lasso), in survey order: the
+        polygon's bounding box first, so the exact test runs on the few galaxies near it."""
+        (x0, y0), (x1, y1) = vertices.min(axis=0), vertices.max(axis=0)
+        near = self.inside(x0, x1, y0, y1)
+        if not len(near):
+            return near
+        return near[MplPath(vertices).contains_points(np.asarray(self.coords[near], np.float64))]
 
     def render(self, view: View, values: np.ndarray | None = None, labels: list[str] | None = None,
                marks: list[tuple[np.ndarray, tuple[int, int, int], int]] = ()) -> bytes:

@@ -3,13 +3,16 @@ the browser, and the paths every test directory shares."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
@@ -199,6 +202,49 @@ def assert_clean(page) -> None:
     """No dialog opened and no Content-Security-Policy refusal since the last check."""
     problems, page.problems[:] = list(page.problems), []
     assert not problems, problems
+
+
+@dataclass
+class OpenMap:
+    """The survey map's whole-survey view as the page first draws it (its bounds padded by 3 % and made square,
+    frontend/static/map.js): each galaxy's map point, its id, and the image's box on the screen."""
+
+    xy: np.ndarray
+    ids: list[str]
+    box: dict
+    centre: tuple[float, float]
+    half: float
+
+    def to_map(self, px: float, py: float) -> tuple[float, float]:
+        (cx, cy), half, box = self.centre, self.half, self.box
+        return (cx - half + (px - box["x"]) / box["width"] * 2 * half,
+                cy + half - (py - box["y"]) / box["height"] * 2 * half)
+
+    def to_screen(self, row: int) -> tuple[float, float]:
+        (cx, cy), half, box = self.centre, self.half, self.box
+        return (box["x"] + float(self.xy[row, 0] - (cx - half)) / (2 * half) * box["width"],
+                box["y"] + float((cy + half) - self.xy[row, 1]) / (2 * half) * box["height"])
+
+
+def open_map(server: str, workdir: Path, page) -> OpenMap:
+    """Open the survey map page and wait for its first drawing."""
+    from playwright.sync_api import expect
+
+    xy = np.load(workdir / "map.npy")
+    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
+    page.goto(server + "/map")
+    image = page.locator("#map-image")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("el => el.naturalWidth") == 640
+    (x0, y0), (x1, y1) = xy.min(0).astype(float), xy.max(0).astype(float)
+    return OpenMap(xy, ids, image.bounding_box(), ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * 1.06 / 2)
+
+
+def tag_members(server: str, tag: str) -> tuple[list[str], set[str]]:
+    """A tag's members (sorted ids) and the sources they were tagged from, over the JSON API."""
+    with urllib.request.urlopen(server + "/tags/" + tag.replace("#", "%23")) as resp:
+        tagged = json.load(resp)["galaxies"]
+    return sorted(g["id"] for g in tagged), {g["source"] for g in tagged}
 
 
 def anomalous_survey(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -105,43 +105,78 @@ def map_at(survey: Survey, x: Coord, y: Coord, radius: Annotated[float, Query(gt
 MAX_REGION = 2000  # galaxies one box may tag at once: each is one decision, stored like any other
 
 
-class Box:
-    """A box on the map, from the query or a form: x0 <= x <= x1, y0 <= y <= y1."""
+MAX_LASSO = 500  # vertices of a lasso: the browser adds one every few pixels of the pointer's path
+OptionalCoord = Annotated[float | None, Query(allow_inf_nan=False)]
+FormCoord = Annotated[float | None, Form(allow_inf_nan=False)]
+LASSO_HELP = "a polygon x,y,x,y,... (map units) instead of a box"
 
-    def __init__(self, x0: float, x1: float, y0: float, y1: float) -> None:
+
+class Region:
+    """A region of the map, from the query or a form: a box (x0 <= x <= x1, y0 <= y <= y1) or a lasso, the
+    polygon "x,y,x,y,..." the pointer drew."""
+
+    def __init__(self, x0: float | None, x1: float | None, y0: float | None, y1: float | None,
+                 lasso: str | None) -> None:
+        self.vertices: np.ndarray | None = None
+        if lasso:
+            self.vertices = _polygon(lasso)
+            return
+        if None in (x0, x1, y0, y1):
+            raise HTTPException(422, "a region needs a box (x0, x1, y0, y1) or a lasso")
         if not (x0 < x1 and y0 < y1):
             raise HTTPException(422, "a box needs x0 < x1 and y0 < y1")
-        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
+        self.box = (x0, x1, y0, y1)
+
+    def fields(self) -> dict[str, str]:
+        """The form fields that name this region again (the "tag them all" form)."""
+        if self.vertices is not None:
+            return {"lasso": ",".join(f"{v:.17g}" for v in self.vertices.ravel())}
+        return dict(zip(("x0", "x1", "y0", "y1"), (f"{v:.17g}" for v in self.box)))
+
+    def rows(self, survey_map: SurveyMap) -> np.ndarray:
+        if self.vertices is not None:
+            return survey_map.inside_polygon(self.vertices)
+        return survey_map.inside(*self.box)
 
 
-def _region(survey: Resources, box: Box) -> np.ndarray:
-    return _map(survey).inside(box.x0, box.x1, box.y0, box.y1)
+def _polygon(text: str) -> np.ndarray:
+    """The lasso's vertices (n, 2) from "x,y,x,y,...", or a 422 saying what is wrong with it."""
+    try:
+        values = np.array([float(v) for v in text.split(",")], np.float64)
+    except ValueError:
+        raise HTTPException(422, "a lasso is a list of numbers x,y,x,y,...") from None
+    if len(values) % 2 or not 3 <= len(values) // 2 <= MAX_LASSO or not np.isfinite(values).all():
+        raise HTTPException(422, f"a lasso needs 3 to {MAX_LASSO} finite x,y points")
+    return values.reshape(-1, 2)
 
 
-@router.get("/map/region", summary="The galaxies inside a box of the map (a gallery page, or JSON)")
-def map_region(request: Request, survey: Survey, x0: Coord, x1: Coord, y0: Coord, y1: Coord,
+@router.get("/map/region", summary="The galaxies inside a box or a lasso of the map (a gallery page, or JSON)")
+def map_region(request: Request, survey: Survey, x0: OptionalCoord = None, x1: OptionalCoord = None,
+               y0: OptionalCoord = None, y1: OptionalCoord = None,
+               lasso: Annotated[str | None, Query(max_length=MAX_LASSO * 50, description=LASSO_HELP)] = None,
                page: Annotated[int, Query(ge=1, le=10_000_000)] = 1) -> Response:
-    box = Box(x0, x1, y0, y1)
-    rows = _region(survey, box)
+    region = Region(x0, x1, y0, y1, lasso)
+    rows = region.rows(_map(survey))
     galaxies = survey.page(page, rows)
     data = {"count": len(rows), "page": page, "next_page": survey.next_page(page, rows), "galaxies": galaxies}
     if not survey.views.wants_html(request):
         return JSONResponse(data)
-    return survey.views.render(request, None, {**data, "box": box, "max_region": MAX_REGION, "k": 20},
+    return survey.views.render(request, None, {**data, "region": region, "max_region": MAX_REGION, "k": 20},
                                fragment="_map_region.html")
 
 
-@router.post("/map/tag", summary="Tag every galaxy inside a box of the map (source = map)")
-def map_tag(request: Request, survey: Survey, who: Researcher, x0: Annotated[float, Form(allow_inf_nan=False)],
-            x1: Annotated[float, Form(allow_inf_nan=False)], y0: Annotated[float, Form(allow_inf_nan=False)],
-            y1: Annotated[float, Form(allow_inf_nan=False)], tag: Annotated[str, Form(max_length=64)]) -> Response:
+@router.post("/map/tag", summary="Tag every galaxy inside a box or a lasso of the map (source = map)")
+def map_tag(request: Request, survey: Survey, who: Researcher, tag: Annotated[str, Form(max_length=64)],
+            x0: FormCoord = None, x1: FormCoord = None, y0: FormCoord = None, y1: FormCoord = None,
+            lasso: Annotated[str | None, Form(max_length=MAX_LASSO * 50, description=LASSO_HELP)] = None
+            ) -> Response:
     try:
         name = normalise_tag(tag)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    rows = _region(survey, Box(x0, x1, y0, y1))
+    rows = Region(x0, x1, y0, y1, lasso).rows(_map(survey))
     if len(rows) > MAX_REGION:
-        raise HTTPException(422, f"the box holds {len(rows)} galaxies; tag at most {MAX_REGION} at once (zoom in)")
+        raise HTTPException(422, f"the region holds {len(rows)} galaxies; tag at most {MAX_REGION} at once (zoom in)")
     for r in rows:
         tags.assign(survey.sessions, name, str(survey.index.ids[r]), "positive", "map", who)
     data = {"tag": name, "tagged": len(rows)}

@@ -46,11 +46,24 @@
     draw();
   }, { passive: false });
 
-  // Shift-drag draws a box; on release the galaxies inside it are listed below the map, ready to tag.
+  // Shift-drag draws a box or a lasso (the chosen shape); on release the galaxies inside it are listed below the
+  // map, ready to tag.
   const rect = document.getElementById("map-box");
+  const lasso = document.getElementById("map-lasso");
+  const shape = document.getElementById("map-shape");
+  const maxLasso = 500;  // vertices the server takes
   let select = null;
-  function drawBox(ev) {
+  function drawSelection(ev) {
     const r = box.getBoundingClientRect();
+    if (select.path) {
+      const last = select.path[select.path.length - 1];
+      if (Math.hypot(ev.clientX - last.x, ev.clientY - last.y) < 4 || select.path.length >= maxLasso) return;
+      select.path.push({ x: ev.clientX, y: ev.clientY });
+      lasso.querySelector("polygon").setAttribute(
+        "points", select.path.map(p => `${p.x - r.left},${p.y - r.top}`).join(" "));
+      lasso.hidden = false;
+      return;
+    }
     const x = Math.min(select.x, ev.clientX), y = Math.min(select.y, ev.clientY);
     rect.style.left = (x - r.left) + "px";
     rect.style.top = (y - r.top) + "px";
@@ -59,22 +72,34 @@
     rect.hidden = false;
   }
 
+  // The selection's query: a box's corners, or the lasso's points, in map coordinates.
+  function region(ev) {
+    if (select.path) {
+      const points = select.path.map(p => at({ clientX: p.x, clientY: p.y }));
+      return points.length < 3 ? null
+        : new URLSearchParams({ lasso: points.map(p => `${p.x},${p.y}`).join(",") });
+    }
+    const a = at({ clientX: select.x, clientY: select.y }), b = at(ev);
+    if (a.x === b.x || a.y === b.y) return null;
+    return new URLSearchParams({ x0: Math.min(a.x, b.x), x1: Math.max(a.x, b.x),
+                                 y0: Math.min(a.y, b.y), y1: Math.max(a.y, b.y) });
+  }
+
   let drag = null;
   img.addEventListener("mousedown", function (ev) {
     if (ev.shiftKey) {
-      select = { x: ev.clientX, y: ev.clientY };
+      select = { x: ev.clientX, y: ev.clientY,
+                 path: shape.value === "lasso" ? [{ x: ev.clientX, y: ev.clientY }] : null };
       return;
     }
     drag = { x: ev.clientX, y: ev.clientY, view, moved: false };
   });
   window.addEventListener("mouseup", async function (ev) {
     if (select) {
-      const a = at({ clientX: select.x, clientY: select.y }), b = at(ev);
+      const q = region(ev);
       select = null;
-      rect.hidden = true;
-      const q = new URLSearchParams({ x0: Math.min(a.x, b.x), x1: Math.max(a.x, b.x),
-                                      y0: Math.min(a.y, b.y), y1: Math.max(a.y, b.y) });
-      htmx.ajax("GET", "/map/region?" + q.toString(), { target: "#region", swap: "innerHTML" });
+      rect.hidden = lasso.hidden = true;
+      if (q) htmx.ajax("GET", "/map/region?" + q.toString(), { target: "#region", swap: "innerHTML" });
       return;
     }
     const was = drag;
@@ -90,7 +115,7 @@
 
   let hover = null;
   window.addEventListener("mousemove", function (ev) {
-    if (select) drawBox(ev);
+    if (select) drawSelection(ev);
   });
   img.addEventListener("mousemove", function (ev) {
     if (select) return;

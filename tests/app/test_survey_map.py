@@ -38,6 +38,10 @@ def test_nearest_and_bad_views() -> None:
     assert drawn.nearest(float(x), float(y), 1e-3) == 123
     assert drawn.nearest(100.0, 100.0, 1.0) is None
     assert len(drawn.inside(4, 6, 4, 6)) > 3000
+    diamond = np.array([[5, 4], [6, 5], [5, 6], [4, 5]], float)  # |x - 5| + |y - 5| <= 1
+    xy = np.asarray(drawn.coords, float)
+    assert list(drawn.inside_polygon(diamond)) == list(np.flatnonzero(np.abs(xy - 5).sum(1) <= 1))
+    assert len(drawn.inside_polygon(np.array([[100, 100], [101, 100], [100, 101]], float))) == 0
     for bad in ((1, 0, 0, 1), (0, 1, 0, float("nan")), (0, 1, 0, 1, 8, 8), (0, 1, 0, 1, 4096, 64)):
         with pytest.raises(ValueError):
             View(*bad)

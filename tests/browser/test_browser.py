@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean, serving, watched_page
+from conftest import assert_clean, open_map, serving, tag_members, watched_page
 from playwright.sync_api import expect
 
 from app.main import create_app
@@ -324,22 +324,11 @@ def test_map_click_opens_that_galaxy_and_hover_shows_it(server: str, workdir: Pa
     import numpy as np
     from scipy.spatial import cKDTree
 
-    xy = np.load(workdir / "map.npy")
-    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
-    gap = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    shown = open_map(server, workdir, page)
+    gap = cKDTree(shown.xy).query(shown.xy, k=2)[0][:, 1]
     pick = int(np.argmax(gap))  # the most isolated point: a click on it can mean no other galaxy
-    page.goto(server + "/map")
-    image = page.locator("#map-image")
-    expect(image).to_have_js_property("complete", True)
-    assert image.evaluate("el => el.naturalWidth") == 640
-    # The page's first view: the map's bounds padded by 3 % and made square (frontend/static/map.js).
-    x0, x1 = float(xy[:, 0].min()), float(xy[:, 0].max())
-    y0, y1 = float(xy[:, 1].min()), float(xy[:, 1].max())
-    half = max(x1 - x0, y1 - y0) * 1.06 / 2
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    box = image.bounding_box()
-    px = box["x"] + float(xy[pick, 0] - (cx - half)) / (2 * half) * box["width"]
-    py = box["y"] + float((cy + half) - xy[pick, 1]) / (2 * half) * box["height"]
+    ids, image, half = shown.ids, page.locator("#map-image"), shown.half
+    px, py = shown.to_screen(pick)
     page.mouse.move(px, py)
     expect(page.locator("#map-tip span")).to_have_text(ids[pick])  # hovering shows the galaxy
     page.mouse.click(px, py)
@@ -357,25 +346,10 @@ def test_map_click_opens_that_galaxy_and_hover_shows_it(server: str, workdir: Pa
 
 
 def test_map_box_selection_lists_and_tags_its_galaxies(server: str, workdir: Path, page) -> None:
-    import json
-    import urllib.request
-
     import numpy as np
 
-    xy = np.load(workdir / "map.npy")
-    ids = [str(i) for i in np.load(workdir / "embedding_ids.npy", allow_pickle=True)]
-    page.goto(server + "/map")
-    image = page.locator("#map-image")
-    expect(image).to_have_js_property("complete", True)
-    box = image.bounding_box()
-    x0, x1 = float(xy[:, 0].min()), float(xy[:, 0].max())
-    y0, y1 = float(xy[:, 1].min()), float(xy[:, 1].max())
-    half, cx, cy = max(x1 - x0, y1 - y0) * 1.06 / 2, (x0 + x1) / 2, (y0 + y1) / 2
-
-    def to_map(px: float, py: float) -> tuple[float, float]:
-        return (cx - half + (px - box["x"]) / box["width"] * 2 * half,
-                cy + half - (py - box["y"]) / box["height"] * 2 * half)
-
+    shown = open_map(server, workdir, page)
+    xy, ids, box, to_map = shown.xy, shown.ids, shown.box, shown.to_map
     start = (box["x"] + 0.2 * box["width"], box["y"] + 0.2 * box["height"])
     end = (box["x"] + 0.7 * box["width"], box["y"] + 0.7 * box["height"])
     (ax, ay), (bx, by) = to_map(*start), to_map(*end)
@@ -398,6 +372,40 @@ def test_map_box_selection_lists_and_tags_its_galaxies(server: str, workdir: Pat
     page.fill("#region form.region-tag input[name=tag]", "#from-map")
     page.click("#region form.region-tag button[type=submit]")
     expect(page.locator("#tagged-count")).to_have_text(str(len(inside)))
-    with urllib.request.urlopen(server + "/tags/%23from-map") as resp:
-        tagged = json.load(resp)["galaxies"]
-    assert sorted(g["id"] for g in tagged) == inside and {g["source"] for g in tagged} == {"map"}
+    assert tag_members(server, "#from-map") == (inside, {"map"})
+
+
+def test_map_lasso_selection_lists_and_tags_the_galaxies_inside_the_drawn_shape(server: str, workdir: Path,
+                                                                               page) -> None:
+    import numpy as np
+    from matplotlib.path import Path as MplPath
+
+    shown = open_map(server, workdir, page)
+    xy, ids, box, to_map = shown.xy, shown.ids, shown.box, shown.to_map
+    corners = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+               for fx, fy in ((0.15, 0.15), (0.85, 0.2), (0.2, 0.85))]
+    triangle = MplPath([to_map(*c) for c in corners])
+    inside = sorted(ids[i] for i in np.flatnonzero(triangle.contains_points(xy)))
+    (bx0, by0), (bx1, by1) = np.min(triangle.vertices, 0), np.max(triangle.vertices, 0)
+    in_box = ((xy[:, 0] >= bx0) & (xy[:, 0] <= bx1) & (xy[:, 1] >= by0) & (xy[:, 1] <= by1)).sum()
+    assert 0 < len(inside) < in_box, "the triangle should hold galaxies, fewer than its bounding box"
+    page.select_option("#map-shape", "lasso")
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in (*corners[1:], corners[0]):
+        page.mouse.move(*corner, steps=12)
+    expect(page.locator("#map-lasso")).to_be_visible()
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(page.locator("#region")).to_contain_text("galaxies in the lasso")
+    expect(page.locator("#map-lasso")).to_be_hidden()
+    # The shape the browser sent, its points along the pointer's path, holds the triangle's galaxies.
+    sent = np.array(page.locator("#region input[name=lasso]").get_attribute("value").split(","), float)
+    drawn = sorted(ids[i] for i in np.flatnonzero(MplPath(sent.reshape(-1, 2)).contains_points(xy)))
+    expect(page.locator("#region-count")).to_have_text(str(len(drawn)))
+    assert len(set(drawn) ^ set(inside)) <= 2  # only galaxies on the edge, a pixel's rounding apart
+    page.fill("#region form.region-tag input[name=tag]", "#lassoed")
+    page.click("#region form.region-tag button[type=submit]")
+    expect(page.locator("#tagged-count")).to_have_text(str(len(drawn)))
+    assert tag_members(server, "#lassoed") == (drawn, {"map"})

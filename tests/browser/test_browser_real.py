@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import urllib.parse
 import urllib.request
 
 import numpy as np
 import pytest
-from conftest import GZ1, serving
+from conftest import GZ1, open_map, serving, tag_members
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -201,3 +202,49 @@ def test_thumbnails_are_the_survey_own_pixels(server: str, iau_survey, page) -> 
     img = page.locator("#gallery .thumb img").first
     expect(img).to_have_js_property("complete", True)
     assert img.evaluate("(el) => el.naturalWidth") >= 200
+
+
+def test_map_click_why_similar_and_a_lasso_tag_on_iau_names(server: str, iau_survey, page) -> None:
+    from matplotlib.path import Path as MplPath
+    from scipy.spatial import cKDTree
+
+    shown = open_map(server, iau_survey[0], page)
+    pick = int(np.argmax(cKDTree(shown.xy).query(shown.xy, k=2)[0][:, 1]))  # the most isolated point
+    gid = shown.ids[pick]
+    page.mouse.move(*shown.to_screen(pick))
+    expect(page.locator("#map-tip span")).to_have_text(gid)
+    page.mouse.click(*shown.to_screen(pick))
+    expect(page.locator("#query-id")).to_have_text(gid)
+    image = page.locator("#map-image")
+    expect(image).to_have_attribute("src", re.compile(re.escape(f"highlight={urllib.parse.quote_plus(gid)}")))
+    first = page.locator("#similar .results .result").first
+    other = first.locator(".thumb").get_attribute("data-id")
+    first.locator("a.why").click()
+    expect(page.locator("#why-query")).to_have_text(gid)
+    expect(page.locator("#why-other")).to_have_text(other)
+    shares = [float(t.rstrip(" %")) for t in page.locator(".why-shares td.share").all_inner_texts()]
+    assert abs(sum(shares) - 100) < 0.6
+    expect(page.locator(".why-bands img")).to_have_count(2 * 4)  # composite and B, G, R of each JPEG
+
+    shown = open_map(server, iau_survey[0], page)
+    box = shown.box
+    corners = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+               for fx, fy in ((0.1, 0.1), (0.9, 0.1), (0.5, 0.9))]
+    page.select_option("#map-shape", "lasso")
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in (*corners[1:], corners[0]):
+        page.mouse.move(*corner, steps=12)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(page.locator("#region")).to_contain_text("galaxies in the lasso")
+    sent = np.array(page.locator("#region input[name=lasso]").get_attribute("value").split(","), float)
+    drawn = sorted(shown.ids[i] for i in np.flatnonzero(MplPath(sent.reshape(-1, 2)).contains_points(shown.xy)))
+    assert drawn
+    expect(page.locator("#region-count")).to_have_text(str(len(drawn)))
+    page.fill("#region form.region-tag input[name=tag]", "#lassoed")
+    page.click("#region form.region-tag button[type=submit]")
+    expect(page.locator("#tagged-count")).to_have_text(str(len(drawn)))
+    assert tag_members(server, "#lassoed") == (drawn, {"map"})
+    assert any("+" in i or "-" in i for i in drawn)  # IAU names, their '+' and spaces intact
