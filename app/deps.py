@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Cookie, Depends, HTTPException, Query, Request
+from fastapi import Cookie, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 
-from app.db.galaxies import galaxy
-from app.db.models import Galaxy
+from app.galaxy import Galaxy
 from app.resources import Resources
 from survey.catalogs import SERVABLE_ID
 
@@ -38,11 +37,8 @@ Survey = Annotated[Resources, Depends(resources)]
 
 
 def known_galaxy(galaxy_id: GalaxyId, survey: Survey) -> Galaxy:
-    """The galaxy's database row; 404 for an id the survey does not hold."""
-    found = galaxy(survey.sessions, galaxy_id)
-    if found is None:
-        raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
-    return found
+    """The galaxy; 404 for an id the survey does not hold."""
+    return survey.galaxy(galaxy_id)
 
 
 KnownGalaxy = Annotated[Galaxy, Depends(known_galaxy)]

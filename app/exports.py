@@ -13,8 +13,9 @@ from astropy.table import Table
 from fastapi import Query
 from fastapi.responses import Response
 
-from app.db.models import Galaxy, Rating, TagAssignment
+from app.db.models import Rating, TagAssignment
 from app.db.tags import MEMBER, source_of
+from app.galaxy import Galaxy
 from app.measures import Measures
 
 ExportFormat = Literal["csv", "fits", "votable"]

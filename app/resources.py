@@ -16,9 +16,9 @@ from fastapi import HTTPException
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import init_db, make_engine
-from app.db.galaxies import sync_galaxies
 from app.explain import distance_shares
 from app.filters import catalog_column, catalog_mask, column_order
+from app.galaxy import Galaxy
 from app.measures import Measures
 from app.settings import ServerSettings
 from app.sky import SkyIndex
@@ -81,7 +81,6 @@ class Resources:
         workdir.check_aligned(store.ids)
         anomaly = load_anomaly_scores(workdir.root, store.ids)
         sessions = init_db(make_engine(settings.resolved_database_url()))
-        sync_galaxies(sessions, store.catalog, store.ids)
         ra, dec = (np.asarray(store.catalog[c], float) if c in store.catalog.colnames
                    else np.full(len(store), np.nan) for c in ("ra", "dec"))
         sky = SkyIndex(ra, dec)
@@ -102,15 +101,37 @@ class Resources:
 
     def row(self, galaxy_id: str) -> int:
         """The galaxy's store row; 404 for an id the survey does not hold."""
-        row = self.index.row_of.get(galaxy_id)
+        row = self.index.lookup.row(galaxy_id)
         if row is None:
             raise HTTPException(404, f"unknown galaxy id {galaxy_id!r}")
         return row
 
+    def rows_of(self, ids: list[str]) -> np.ndarray:
+        """The store row of each id, -1 for ids the survey does not hold."""
+        return self.index.lookup.rows(ids)
+
     def coords(self, galaxy_id: str) -> dict:
-        row = self.index.row_of[galaxy_id]
-        return {"id": galaxy_id, "ra": float(self.ra[row]) if np.isfinite(self.ra[row]) else None,
-                "dec": float(self.dec[row]) if np.isfinite(self.dec[row]) else None}
+        """The galaxy's id, ra and dec (None where unknown); 404 for an id the survey does not hold."""
+        return self.at(self.row(galaxy_id))
+
+    def at(self, row: int) -> dict:
+        """The id, ra and dec (None where unknown) of the galaxy at a store row."""
+        ra, dec = float(self.ra[row]), float(self.dec[row])
+        return {"id": str(self.index.ids[row]), "ra": ra if np.isfinite(ra) else None,
+                "dec": dec if np.isfinite(dec) else None}
+
+    def galaxies_at(self, rows: list[int]) -> list[Galaxy]:
+        """The galaxies at these store rows, in the order given."""
+        return [Galaxy(row=int(r), **self.at(int(r))) for r in rows]
+
+    def galaxies_by_id(self, ids: list[str]) -> dict[str, Galaxy]:
+        """The galaxies among ``ids`` that the survey holds, by id (unknown ids are simply absent)."""
+        rows = self.rows_of(ids)
+        return {g.id: g for g in self.galaxies_at([int(r) for r in rows if r >= 0])}
+
+    def galaxy(self, galaxy_id: str) -> Galaxy:
+        """The galaxy; 404 for an id the survey does not hold."""
+        return self.galaxies_at([self.row(galaxy_id)])[0]
 
     def selection(self, where: list[str] | None = None, sort: str | None = None, descending: bool = False,
                   id_contains: str | None = None) -> np.ndarray | None:
@@ -150,7 +171,7 @@ class Resources:
             column = catalog_column(self.store.catalog, show) if show else None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return [{**self.coords(str(self.index.ids[r])),
+        return [{**self.at(r),
                  **({"label": _caption(column[r])} if column is not None else {})} for r in picked]
 
     def next_page(self, page: int, rows: np.ndarray | None = None) -> int | None:
@@ -167,7 +188,7 @@ class Resources:
         pos = np.array([self.row(i) for i in ids], int)
         neg = np.array([self.row(i) for i in not_ids], int)
         ranking = like_these(self.vectors, pos, neg, k)
-        return [{**self.coords(str(self.index.ids[r])), "score": float(sc)}
+        return [{**self.at(r), "score": float(sc)}
                 for r, sc in zip(ranking.rows, ranking.scores)]
 
     def look_alikes(self, galaxy_id: str, k: int, where: list[str] | None = None,
@@ -181,9 +202,10 @@ class Resources:
             raise HTTPException(422, str(exc)) from exc
         # Dropping repeated detections needs spare hits: fetch twice as many, keep the first k distinct ones.
         hits = self.index.similar(galaxy_id, 2 * k if distinct_arcsec else k, allowed)
+        found = list(zip(self.rows_of([g for g, _ in hits]).tolist(), (sim for _, sim in hits)))
         if distinct_arcsec:
-            keep = set(self.sky.distinct(row, [self.index.row_of[g] for g, _ in hits], distinct_arcsec))
-            hits = [h for h in hits if self.index.row_of[h[0]] in keep][:k]
-        results = [{**self.coords(gid), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
-                   for gid, sim in hits]
-        return self.coords(galaxy_id), results
+            keep = set(self.sky.distinct(row, [r for r, _ in found], distinct_arcsec))
+            found = [(r, sim) for r, sim in found if r in keep][:k]
+        results = [{**self.at(r), "similarity": sim, "distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * sim)))}
+                   for r, sim in found]
+        return self.at(row), results

@@ -32,6 +32,8 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, Field
 
+from index_builder import id_lookup
+from index_builder.id_lookup import IdLookup
 from index_builder.survey_map import SAMPLE as MAP_SAMPLE
 from survey.workdir import (
     EMBEDDING_IDS,
@@ -276,6 +278,7 @@ def _save(workdir: Path, index: faiss.Index, ids: np.ndarray, manifest: dict) ->
         faiss.write_index(index, str(tmp))
     with atomic_path(workdir / INDEX_IDS) as tmp:
         np.save(tmp, ids)
+    id_lookup.write(workdir, ids)
     write_text(workdir / MANIFEST, json.dumps(manifest, indent=2))
 
 
@@ -291,13 +294,13 @@ class SearchIndex:
     ids: np.ndarray
     vectors: np.ndarray
     manifest: dict
+    lookup: IdLookup
     gpu: faiss.Index | None = None
 
     def __post_init__(self) -> None:
         # Plain views of the memory maps: every slice of an np.memmap builds a memmap object, which costs more
         # than a k-NN query's own Python work.
         self.ids, self.vectors = np.asarray(self.ids), np.asarray(self.vectors)
-        self.row_of = {str(g): i for i, g in enumerate(self.ids)}
         self.refine = int(self.manifest.get("refine", 1))
 
     def search(self, queries: np.ndarray, k: int,
@@ -311,7 +314,9 @@ class SearchIndex:
 
         ``allowed`` (a boolean mask over rows) restricts the search inside FAISS (see ``filter_params``).
         """
-        row = self.row_of[galaxy_id]
+        row = self.lookup.row(galaxy_id)
+        if row is None:
+            raise KeyError(galaxy_id)
         params = None if allowed is None else filter_params(allowed, self.manifest)
         scores, rows = self.search(self.vectors[row : row + 1], min(k + 1, len(self.ids)), params)
         hits = [(str(self.ids[r]), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row]
@@ -343,7 +348,8 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
                                  f"({str(exc).strip().splitlines()[-1]})") from exc
     if "nprobe" in manifest:
         set_nprobe(index, manifest["nprobe"])
-    ids = np.load(workdir / INDEX_IDS)
+    ids = np.load(workdir / INDEX_IDS, mmap_mode="r", allow_pickle=False)
+    ids = ids if ids.dtype.kind == "U" else ids.astype(str)  # saved as text, memory-mapped; others converted
     vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
     problems = []
     if manifest["model_sha256"] != info["model_sha256"]:
@@ -364,7 +370,7 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
         gpu = faiss.index_cpu_to_all_gpus(index)
         if "nprobe" in manifest:
             set_nprobe(gpu, manifest["nprobe"])
-    return SearchIndex(index, ids.astype(str), vectors, manifest, gpu)
+    return SearchIndex(index, ids, vectors, manifest, IdLookup.open(workdir, ids), gpu)
 
 
 def add(workdir: Path, start: int) -> dict:

@@ -33,6 +33,9 @@ MORPHOMETRY_FILE = "morphometry.npz"  # their names, units, survey quantiles and
 # Index builder
 INDEX = "index.faiss"
 INDEX_IDS = "index_ids.npy"
+SORTED_IDS = "index_ids_sorted.npy"  # INDEX_IDS sorted, for id -> row by binary search (no per-galaxy dict)
+SORTED_ROWS = "index_rows_sorted.npy"  # (N,) int64: the row of each SORTED_IDS entry
+SKY_CELLS = "sky_cells.npz"  # HEALPix order of the galaxies' positions, for RA/Dec look-ups without a tree in memory
 MANIFEST = "manifest.json"
 ANOMALY = "anomaly.npz"  # unsupervised anomaly scores and the PCA coordinates the rating model works in
 ANOMALY_INFO = "anomaly.json"

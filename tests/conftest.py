@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, text
 
 from galsearch.cli import main as cli
 
@@ -99,12 +99,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         if os.environ.get("GALSEARCH_REQUIRE_POSTGRES"):  # CI: PostgreSQL is tested for real, never skipped
             pytest.fail(message)
         pytest.skip(message)
-    from app.db.models import Base
-
     engine = create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    every_table = MetaData()
+    every_table.reflect(engine)  # today's tables and any an older schema (or an interrupted run) left behind
+    every_table.drop_all(engine)
     engine.dispose()
     return POSTGRES_URL
 

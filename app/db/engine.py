@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Base, Galaxy
+from app.db.models import Base, Tag
 
 
 def make_engine(url: str) -> Engine:
@@ -62,7 +62,7 @@ def migrate(engine: Engine) -> str:
         if current == head:
             return head
         cfg.attributes["connection"] = conn
-        if current is None and inspect(conn).has_table(Galaxy.__tablename__):
+        if current is None and inspect(conn).has_table(Tag.__tablename__):
             command.stamp(cfg, BASELINE)
         command.upgrade(cfg, "head")
     return head

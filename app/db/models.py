@@ -1,4 +1,5 @@
-"""The tables: the survey's galaxies (loaded from the catalogue), tags and their assignments, ratings."""
+"""The tables: what researchers write (tags and their assignments, ratings), keyed by galaxy id; the survey's
+galaxies themselves stay in its files (``app.galaxy``)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     pass
-
-
-class Galaxy(Base):
-    __tablename__ = "galaxies"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    row: Mapped[int] = mapped_column(Integer, unique=True, index=True)  # position in the packed store
-    ra: Mapped[float | None] = mapped_column(Float, nullable=True)
-    dec: Mapped[float | None] = mapped_column(Float, nullable=True)
-    file: Mapped[str] = mapped_column(String(1024))
-    hdu: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def _now() -> datetime:
@@ -71,12 +61,3 @@ class Rating(Base):
     who: Mapped[str] = mapped_column(String(64), index=True)
     rating: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
-
-
-class SurveyState(Base):
-    """Key/value facts about what the tables hold, e.g. which survey the galaxies rows came from."""
-
-    __tablename__ = "survey_state"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(256))

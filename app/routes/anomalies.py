@@ -14,10 +14,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.db import ratings as ratings_repo
-from app.db.galaxies import galaxies_at, galaxies_by_id
-from app.db.models import Galaxy, Rating
+from app.db.models import Rating
 from app.deps import ID_PATTERN, KnownGalaxy, Researcher, Survey, known_galaxy
 from app.exports import AnswerFormat, ExportFormat, galaxies_table, ratings_table, table_response
+from app.galaxy import Galaxy
 from app.resources import Resources
 from discovery.active_learning import EXPLORE_SHARE, FEW_LIKED, LIKED, AnomalyRanking
 
@@ -38,15 +38,15 @@ def _view(survey: Resources, who: str, n: int, force: bool = False) -> dict:
     (``AnomalyRanking.next_to_rate``: its best guesses to confirm, and a share of the most unusual by the
     unsupervised score), so the page shows what the evaluation simulates. A guess can be in both lists."""
     mine = ratings_repo.ratings_of(survey.sessions, who)
-    known = galaxies_by_id(survey.sessions, list(mine))
+    known = survey.galaxies_by_id(list(mine))
     ids = [i for i in mine if i in known]
     fit, change = survey.ranker.current(who, np.array([known[i].row for i in ids], int),
                                         np.array([mine[i].rating for i in ids], float), force)
     r = fit.ranking
     # Ratings given since the last fit are not in its ranking yet: skip those galaxies here.
     rated = {known[i].row for i in ids}
-    to_rate = galaxies_at(survey.sessions, r.next_to_rate(n, rated))
-    top = galaxies_at(survey.sessions, fit.top)
+    to_rate = survey.galaxies_at(r.next_to_rate(n, rated))
+    top = survey.galaxies_at(fit.top)
     liked = sum(mine[i].rating >= LIKED for i in ids)
     if r.method != "unsupervised":
         message = f"fitted on {r.fitted_on} ratings by {METHOD_NAMES[r.method]}; "
@@ -85,7 +85,7 @@ def anomalies(request: Request, survey: Survey, who: Researcher,
               format: AnswerFormat = "json") -> Response:
     view = _view(survey, who, n)
     if format != "json":
-        top = galaxies_by_id(survey.sessions, [t["id"] for t in view["top"]])
+        top = survey.galaxies_by_id([t["id"] for t in view["top"]])
         entries = [t for t in view["top"] if t["id"] in top]
         table = galaxies_table([top[t["id"]] for t in entries], {
             "expected": np.array([t["expected"] for t in entries], float),
@@ -114,7 +114,7 @@ def retrain(request: Request, survey: Survey, who: Researcher) -> Response:
 @router.get("/anomalies/ratings/export", summary="This researcher's ratings as CSV or FITS", response_class=Response)
 def export(survey: Survey, who: Researcher, format: ExportFormat = "csv", everyone: bool = False) -> Response:
     rows = ratings_repo.history(survey.sessions, None if everyone else who)
-    table = ratings_table(rows, galaxies_by_id(survey.sessions, [r.galaxy_id for r in rows]))
+    table = ratings_table(rows, survey.galaxies_by_id([r.galaxy_id for r in rows]))
     return table_response(table, format, "ratings")
 
 

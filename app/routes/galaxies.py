@@ -140,7 +140,8 @@ def similar(request: Request, galaxy_id: GalaxyId, k: K,
     where = [w for w in where or [] if w.strip()]  # the panel's filter box sends an empty one
     query, results = survey.look_alikes(galaxy_id, k, where, distinct_arcsec)
     if format != "json":
-        table = similar_table(galaxy_id, results, [survey.index.row_of[r["id"]] for r in results], survey.measures)
+        table = similar_table(galaxy_id, results, survey.rows_of([r["id"] for r in results]).tolist(),
+                             survey.measures)
         return table_response(table, format, f"similar_{galaxy_id}")
     if survey.views.wants_html(request):
         return survey.views.render(request, None, {"query": query, "results": results, "k": k, "where": where},

@@ -39,7 +39,8 @@ def _colouring(survey: Resources, colour: str, who: str) -> tuple[np.ndarray | N
         return np.asarray(survey.ranker.prior, float), None, []
     if colour == "ratings":
         mine = ratings_repo.ratings_of(survey.sessions, who)
-        rows = {k: [survey.index.row_of[i] for i, r in mine.items() if i in survey.index.row_of and r.rating in v]
+        found = dict(zip(mine, survey.rows_of(list(mine)).tolist()))
+        rows = {k: [found[i] for i, r in mine.items() if found[i] >= 0 and r.rating in v]
                 for k, v in (("boring", (0, 1)), ("middling", (2, 3)), ("liked", (4, 5)))}
         return None, None, [(rows[k], COLOURS[k], 4) for k in rows]
     if colour.startswith("tag:"):
@@ -86,7 +87,7 @@ def map_image(survey: Survey, who: Researcher, x0: Coord, x1: Coord, y0: Coord, 
     values, labels, marks = _colouring(survey, colour, who)
     if highlight:
         _, near = survey.look_alikes(highlight, k)
-        marks += [([survey.index.row_of[r["id"]] for r in near], COLOURS["look-alike"], 4),
+        marks += [(survey.rows_of([r["id"] for r in near]).tolist(), COLOURS["look-alike"], 4),
                   ([survey.row(highlight)], COLOURS["query"], 7)]
     return Response(drawn.render(view, values, labels, marks), media_type="image/png",
                     headers={"Cache-Control": "no-store"})

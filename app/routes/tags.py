@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.db import tags
-from app.db.galaxies import galaxies_at, galaxies_by_id
 from app.db.models import TagAssignment
 from app.deps import ID_PATTERN, GalaxyId, KnownGalaxy, Researcher, Survey, check_k
 from app.exports import AnswerFormat, ExportFormat, galaxies_table, table_response, tag_table
@@ -55,7 +54,7 @@ def tag_page(request: Request, survey: Survey, tag: TagPath, who: Researcher) ->
     counts = tags.summary(rows)
     if survey.views.wants_html(request):
         members = [r for r in rows if r.status in tags.MEMBER]
-        found = galaxies_by_id(survey.sessions, [r.galaxy_id for r in members])
+        found = survey.galaxies_by_id([r.galaxy_id for r in members])
         # htmx asks for the counts and members alone, to refresh them after decisions.
         return survey.views.render(request, "tag.html", {
             "tag": name, "counts": counts, "who": who, "k": 24,
@@ -108,7 +107,7 @@ def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int,
     rows = tags.assignments(survey.sessions, name)
     ranking = candidate_ranking(survey, name, rows, k)
     score = dict(zip(ranking.rows.tolist(), ranking.scores.tolist()))
-    found = [(g, score[g.row]) for g in galaxies_at(survey.sessions, ranking.rows.tolist())]
+    found = [(g, score[g.row]) for g in survey.galaxies_at(ranking.rows.tolist())]
     if format != "json":
         table = galaxies_table([g for g, _ in found], {"score": np.array([sc for _, sc in found], float)},
                                survey.measures, {"TAG": name, "METHOD": ranking.method})
@@ -123,7 +122,7 @@ def candidates(request: Request, survey: Survey, tag: TagPath, k: Annotated[int,
 
 def member_rows(survey: Resources, rows: list[TagAssignment]) -> tuple[np.ndarray, np.ndarray]:
     """Store rows of a tag's members and of its rejections, from its assignment ``rows``."""
-    known = galaxies_by_id(survey.sessions, [r.galaxy_id for r in rows])
+    known = survey.galaxies_by_id([r.galaxy_id for r in rows])
     pos = np.array([known[r.galaxy_id].row for r in rows if r.status in tags.MEMBER and r.galaxy_id in known], int)
     neg = np.array([known[r.galaxy_id].row for r in rows if r.status == "rejected" and r.galaxy_id in known], int)
     return pos, neg
@@ -141,7 +140,7 @@ def candidate_ranking(survey: Resources, name: str, rows: list[TagAssignment], k
 def decide(survey: Survey, tag: TagPath, body: Decisions, who: Researcher) -> dict:
     name = _tag_or_422(tag)
     missing = sorted({d.id for d in body.decisions}
-                     - set(galaxies_by_id(survey.sessions, [d.id for d in body.decisions])))
+                     - set(survey.galaxies_by_id([d.id for d in body.decisions])))
     if missing:
         raise HTTPException(404, f"unknown galaxy id(s): {', '.join(missing[:10])}")
     for d in body.decisions:
@@ -157,5 +156,5 @@ def export(survey: Survey, tag: TagPath, format: ExportFormat = "csv") -> Respon
     if not rows:
         raise HTTPException(404, f"no galaxy carries {name}: there is nothing to export")
     members = [r.galaxy_id for r in rows if r.status in tags.MEMBER]
-    table = tag_table(name, rows, galaxies_by_id(survey.sessions, members), survey.measures)
+    table = tag_table(name, rows, survey.galaxies_by_id(members), survey.measures)
     return table_response(table, format, name.lstrip("#"))

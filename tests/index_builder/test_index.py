@@ -180,8 +180,8 @@ def test_ivfpq_round_trip_through_the_cli_with_filters(workdir: Path, tmp_path: 
     assert index.manifest["index_type"] == "IndexIVFPQ" and index.refine == index.manifest["refine"]
     gid = str(index.ids[5])
     hits = index.similar(gid, 10)
-    row = index.row_of[gid]
-    exact = [float(index.vectors[index.row_of[h]] @ index.vectors[row]) for h, _ in hits]
+    row = index.lookup.row(gid)
+    exact = [float(index.vectors[index.lookup.row(h)] @ index.vectors[row]) for h, _ in hits]
     assert len(hits) == 10 and np.allclose([s for _, s in hits], exact, atol=1e-5)
     allowed = np.arange(len(index.ids)) % 3 == 0
     assert {h for h, _ in index.similar(gid, 10, allowed)} <= {str(i) for i in index.ids[allowed]}
