@@ -28,7 +28,7 @@ class Measures:
         workdir = Path(workdir)
         if not (workdir / MORPHOMETRY).exists() or not (workdir / MORPHOMETRY_FILE).exists():
             return None
-        values = np.load(workdir / MORPHOMETRY)
+        values = np.asarray(np.load(workdir / MORPHOMETRY, mmap_mode="r"))  # pages in as rows are read
         with np.load(workdir / MORPHOMETRY_FILE) as saved:
             names, units = tuple(map(str, saved["names"])), tuple(map(str, saved["units"]))
             descriptions = tuple(map(str, saved["descriptions"]))

@@ -30,6 +30,7 @@ from discovery.tag_expansion import like_these
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import SearchIndex
 from index_builder.index import load as load_index
+from index_builder.sky_cells import SkyCells
 from survey.checksum import file_sha256
 from survey.store import Store
 from survey.workdir import EMBEDDING_INFO, Workdir
@@ -66,7 +67,7 @@ class Resources:
     thumbs: ThumbnailCache
     sky: SkyIndex
     views: Views
-    ra: np.ndarray  # degrees per store row, NaN where unknown
+    ra: np.ndarray  # degrees per store row, NaN where unknown (memory-mapped catalog columns)
     dec: np.ndarray
     statistics: tuple[str, ...]  # the morphometry appended to the search vectors, in order (empty: none)
     survey_map: SurveyMap | None  # the 2-D map of the search vectors, where the build drew one
@@ -78,15 +79,16 @@ class Resources:
         store = Store(workdir.store)
         index = load_index(workdir.root, file_sha256(workdir.encoder) if workdir.encoder.exists() else None,
                            max_memory_mb=settings.index_max_memory_mb)
-        workdir.check_aligned(store.ids)
-        anomaly = load_anomaly_scores(workdir.root, store.ids)
+        ids = store.catalog["id"]  # memory-mapped: only the sampled rows are read
+        workdir.check_aligned(ids, sampled=True)
+        anomaly = load_anomaly_scores(workdir.root, ids)
         sessions = init_db(make_engine(settings.resolved_database_url()))
-        ra, dec = (np.asarray(store.catalog[c], float) if c in store.catalog.colnames
+        ra, dec = (np.asarray(store.catalog[c]) if c in store.catalog.colnames
                    else np.full(len(store), np.nan) for c in ("ra", "dec"))
-        sky = SkyIndex(ra, dec)
+        sky = SkyIndex(ra, dec, SkyCells.open(workdir.root, ra, dec))
         views = Views({"survey_count": len(store), "bands": store.bands, "dim": index.manifest["dim"],
                        "auth": bool(settings.auth_token), "max_k": settings.max_k, "raster": store.raster,
-                       "has_sky": len(sky.rows) > 0})
+                       "has_sky": sky.count > 0})
         return cls(settings=settings, store=store, index=index,
                    ranker=AnomalyRanker(anomaly["coords"], anomaly["combined"], settings.retrain_every,
                                         settings.anomaly_method),

@@ -1,7 +1,8 @@
 """Sky positions: find a galaxy by RA/Dec, and drop repeated detections of one object from a list of look-alikes.
 
 Positions are parsed the way astronomers type them: decimal degrees (``150.1167 2.2058``) or sexagesimal, RA in
-hours (``10:00:28.0 +02:12:21``, ``10h00m28s +2d12m21s``). Matching uses astropy's sky k-d tree, built once.
+hours (``10:00:28.0 +02:12:21``, ``10h00m28s +2d12m21s``). Matching goes through the HEALPix cells saved with the
+index (``index_builder.sky_cells``): only the galaxies in the cells a search cone touches are measured.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord, angular_separation
+
+from index_builder.sky_cells import SkyCells
 
 
 def parse_position(ra: str, dec: str) -> SkyCoord:
@@ -32,20 +35,27 @@ def parse_position(ra: str, dec: str) -> SkyCoord:
 
 
 class SkyIndex:
-    """The survey's positions (rows without coordinates left out), for nearest-object look-ups."""
+    """The survey's positions (degrees per store row, NaN where unknown; memory-mapped catalog columns) and their
+    HEALPix cells, for nearest-object look-ups."""
 
-    def __init__(self, ra: np.ndarray, dec: np.ndarray) -> None:
-        self.ra, self.dec = np.asarray(ra, float), np.asarray(dec, float)
-        self.rows = np.flatnonzero(np.isfinite(self.ra) & np.isfinite(self.dec))
-        self.coords = SkyCoord(self.ra[self.rows], self.dec[self.rows], unit="deg") if len(self.rows) else None
+    def __init__(self, ra: np.ndarray, dec: np.ndarray, cells: SkyCells) -> None:
+        self.ra, self.dec, self.cells = ra, dec, cells
+
+    @property
+    def count(self) -> int:
+        """Galaxies with a position."""
+        return len(self.cells.rows)
 
     def nearest(self, position: SkyCoord, radius_arcsec: float) -> tuple[int, float] | None:
         """(row, separation in arcsec) of the closest galaxy within the radius, or None."""
-        if self.coords is None:
+        ra, dec = float(position.ra.deg), float(position.dec.deg)
+        rows = np.sort(self.cells.near(ra, dec, radius_arcsec))  # in file order: fewer pages touched
+        if not len(rows):
             return None
-        idx, sep, _ = position.match_to_catalog_sky(self.coords)
-        idx, sep = int(np.ravel(idx)[0]), float(np.ravel(sep.arcsec)[0])
-        return (int(self.rows[idx]), sep) if sep <= radius_arcsec else None
+        sep = angular_separation(ra * u.deg, dec * u.deg, np.asarray(self.ra[rows], float) * u.deg,
+                                 np.asarray(self.dec[rows], float) * u.deg).to_value(u.arcsec)
+        best = int(np.argmin(sep))
+        return (int(rows[best]), float(sep[best])) if sep[best] <= radius_arcsec else None
 
     def distinct(self, query: int, rows: list[int], within_arcsec: float) -> list[int]:
         """``rows`` without those closer than ``within_arcsec`` to the query or to a row kept before them (the same

@@ -3,9 +3,10 @@
     python -m bench.serving --workdir work/demo --n 400 --json
     python -m bench.serving --synthetic 1000000 --json     # a built 10^6-galaxy workdir, made in work/bench-1000000
 
-For each route (``/galaxies/{id}/similar?k=50``, a gallery page, a thumbnail) and each concurrency level, ``--n``
-requests over random galaxies/pages are spread over that many client connections; reported: p50/p99 latency and
-requests per second. The workdir must be built (``make build``), or ``--synthetic N`` makes one of N galaxies
+For each route (``/galaxies/{id}/similar?k=50``, a gallery page, a thumbnail, an RA/Dec look-up) and each
+concurrency level, ``--n`` requests over random galaxies/pages/positions are spread over that many client
+connections; reported: p50/p99 latency and requests per second, and the server's resident memory after start-up
+and after the load. The workdir must be built (``make build``), or ``--synthetic N`` makes one of N galaxies
 (``bench/synthetic.py``: survey-like embeddings, the real index and anomaly builders) and reuses it next time; the
 server's start-up time is reported too.
 """
@@ -22,13 +23,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
+from astropy.table import Table
 
 from bench.synthetic import workdir as synthetic_workdir
 
 LEVELS = (1, 8, 32)
+
+
+def resident_mb(pid: int) -> float:
+    """The process's resident memory (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def free_port() -> int:
@@ -109,17 +120,24 @@ def main() -> None:
     t0 = time.perf_counter()
     proc = start_server(args.workdir, port)
     startup_s = round(time.perf_counter() - t0, 2)
+    started_mb = resident_mb(proc.pid)
+    catalog = Table.read(args.workdir / "store" / "catalog.fits", memmap=True)
+    at = rng.choice(len(ids), args.n)
     try:
         routes = {
-            "similar": [f"/galaxies/{g}/similar?k=50" for g in rng.choice(ids, args.n)],
+            "similar": [f"/galaxies/{quote(str(g), safe='')}/similar?k=50" for g in rng.choice(ids, args.n)],
             "gallery": [f"/gallery?page={int(p)}" for p in rng.integers(1, max(2, len(ids) // 48), args.n)],
-            "thumbnail": [f"/galaxies/{g}/image.png" for g in rng.choice(ids, args.n)],
+            "thumbnail": [f"/galaxies/{quote(str(g), safe='')}/image.png" for g in rng.choice(ids, args.n)],
+            "lookup": [f"/lookup?ra={float(catalog['ra'][r]) + 1e-4}&dec={float(catalog['dec'][r])}&radius=5"
+                       for r in at] if "ra" in catalog.colnames else [],
         }
-        result = {name: {str(c): load(port, paths, c) for c in LEVELS} for name, paths in routes.items()}
+        result = {name: {str(c): load(port, paths, c) for c in LEVELS} for name, paths in routes.items() if paths}
+        loaded_mb = resident_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    result["server"] = {"galaxies": int(len(ids)), "startup_s": startup_s, **made}
+    result["server"] = {"galaxies": int(len(ids)), "startup_s": startup_s, "resident_mb_started": started_mb,
+                        "resident_mb_after_load": loaded_mb, **made}
     if args.json:
         print(json.dumps(result))
         return

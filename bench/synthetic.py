@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from index_builder import anomaly, index
+from index_builder import anomaly, index, sky_cells
 from survey.store import CATALOG, IMAGES, META
 from survey.workdir import ANOMALY, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, MANIFEST, Workdir
 
@@ -61,6 +61,7 @@ def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int
                                                       "normalised": True}))
     t0 = time.perf_counter()
     manifest = index.build(folder)
+    sky_cells.build_for_store(folder)
     t1 = time.perf_counter()
     anomaly.build(folder)
     return {"index_type": manifest["index_type"], "index_build_s": round(t1 - t0, 1),

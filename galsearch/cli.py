@@ -115,10 +115,11 @@ def _embed(s: Settings, ray: str | None = None, ray_actors: int | None = None) -
 
 
 def _index(s: Settings) -> None:
-    from index_builder import anomaly, survey_map
+    from index_builder import anomaly, sky_cells, survey_map
     from index_builder.index import build
 
     manifest = build(s.workdir, s.index_type, s.seed, s.index_device, s.index_max_memory_mb)
+    sky_cells.build_for_store(s.workdir)
     tuned = f", nprobe {manifest['nprobe']}" if "nprobe" in manifest else ""
     tuned += f", re-rank {manifest['refine']}x" if manifest.get("refine", 1) > 1 else ""
     _log(f"index {manifest['index_type']} over {manifest['count']} x {manifest['dim']}{tuned}: recall@50 "
@@ -138,7 +139,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     from embedder.encode import embed_appended
     from embedder.encoders import open_workdir
     from embedder.train import resolve_device
-    from index_builder import anomaly, survey_map
+    from index_builder import anomaly, sky_cells, survey_map
     from index_builder.index import add
     from survey.ingest import ingest
     from survey.store import Store, append
@@ -159,6 +160,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         store, device = Store(store_dir), resolve_device(s.device)
         embed_appended(store, open_workdir(wd, device, store.noise), s.workdir, device, start)
         manifest = add(s.workdir, start)
+        sky_cells.build_for_store(s.workdir)
         anomaly.build(s.workdir, s.seed, s.index_device)
         survey_map.extend(s.workdir, start)
         _log(f"added {added} galaxies (skipped {meta['skipped']} unreadable): the index now holds "

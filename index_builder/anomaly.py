@@ -18,7 +18,16 @@ from discovery.unsupervised import CHUNK, KNN, PCA_DIM, pca_coordinates, unsuper
 from embedder.morphometry import LearnedPart
 from index_builder.index import EXACT_MAX, drop_self, exact_knn
 from index_builder.index import load as load_index
-from survey.workdir import ANOMALY, ANOMALY_INFO, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, atomic_path, write_text
+from survey.workdir import (
+    ANOMALY,
+    ANOMALY_INFO,
+    EMBEDDING_IDS,
+    EMBEDDING_INFO,
+    EMBEDDINGS,
+    atomic_path,
+    ids_digest,
+    write_text,
+)
 
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
@@ -100,7 +109,8 @@ def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
     with atomic_path(workdir / ANOMALY) as tmp:
         np.savez(tmp, ids=np.load(workdir / EMBEDDING_IDS), **{k: v for k, v in scores.items()
                                                                if isinstance(v, np.ndarray)})
-    summary = {"count": len(vectors), "pca_dim": int(scores["pca"].shape[1]),
+    summary = {"count": len(vectors), "ids_digest": ids_digest(np.load(workdir / EMBEDDING_IDS, mmap_mode="r")),
+               "pca_dim": int(scores["pca"].shape[1]),
                "explained_variance": round(scores["explained_variance"], 4),
                "seconds": round(time.perf_counter() - t0, 2)}
     write_text(workdir / ANOMALY_INFO, json.dumps(summary, indent=2))
@@ -108,13 +118,19 @@ def build(workdir: Path, seed: int = 0, device: str = "auto") -> dict:
 
 
 def load(workdir: Path, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """The saved scores, computed now if the workdir predates them; checked against the store's ids."""
-    path = Path(workdir) / ANOMALY
+    """What the server needs of the saved scores (``combined``, ``coords``), computed now if the workdir predates
+    them; checked against the store's ids by their digest (``survey.workdir.ids_digest``), or whole for scores
+    saved before it was recorded."""
+    path, info_path = Path(workdir) / ANOMALY, Path(workdir) / ANOMALY_INFO
     if not path.exists():
         build(workdir)
+    digest = json.loads(info_path.read_text()).get("ids_digest") if info_path.exists() else None
     with np.load(path) as saved:
-        scores = {k: saved[k] for k in saved.files}
-    scores.setdefault("coords", scores["pca"])  # saved before the rating model had coordinates of its own
-    if not np.array_equal(scores["ids"].astype(str), np.asarray(ids).astype(str)):
+        # Saved before the rating model had coordinates of its own: the PCA stands in.
+        scores = {k: saved[k] for k in ("combined", "coords" if "coords" in saved.files else "pca")}
+        scores.setdefault("coords", scores.pop("pca", None))
+        same = digest == ids_digest(ids) if digest else np.array_equal(saved["ids"].astype(str),
+                                                                        np.asarray(ids).astype(str))
+    if not same or len(scores["combined"]) != len(ids):
         raise ValueError(f"{path} belongs to other embeddings; re-run `galsearch index`")
     return scores

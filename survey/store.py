@@ -54,7 +54,9 @@ class Store:
 
     @cached_property
     def catalog(self) -> Table:
-        return Table.read(self.root / CATALOG)
+        """The catalog, memory-mapped: opening it costs nothing whatever its size, and a request reads only the
+        rows (pages) it touches."""
+        return Table.read(self.root / CATALOG, memmap=True)
 
     @cached_property
     def ids(self) -> np.ndarray:

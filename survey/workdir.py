@@ -11,6 +11,7 @@ half-way, never leaves a half-written file where a reader looks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -35,7 +36,9 @@ INDEX = "index.faiss"
 INDEX_IDS = "index_ids.npy"
 SORTED_IDS = "index_ids_sorted.npy"  # INDEX_IDS sorted, for id -> row by binary search (no per-galaxy dict)
 SORTED_ROWS = "index_rows_sorted.npy"  # (N,) int64: the row of each SORTED_IDS entry
-SKY_CELLS = "sky_cells.npz"  # HEALPix order of the galaxies' positions, for RA/Dec look-ups without a tree in memory
+SKY_ROWS = "sky_rows.npy"  # (M,) int64: the rows with a position, in HEALPix cell order (index_builder/sky_cells.py)
+SKY_CELLS = "sky_cells.npy"  # (M,) int64: the nested HEALPix cell of each SKY_ROWS entry, ascending
+SKY_INFO = "sky.json"  # the cells' nside and counts
 MANIFEST = "manifest.json"
 ANOMALY = "anomaly.npz"  # unsupervised anomaly scores and the PCA coordinates the rating model works in
 ANOMALY_INFO = "anomaly.json"
@@ -100,11 +103,30 @@ class Workdir:
     def embedding_ids(self) -> np.ndarray:
         return np.load(self.root / EMBEDDING_IDS).astype(str)
 
-    def check_aligned(self, ids: np.ndarray, what: str = "store") -> None:
-        """Raise unless the embeddings are the rows of ``ids`` (the store's, usually) in the same order."""
-        if not np.array_equal(self.embedding_ids(), np.asarray(ids).astype(str)):
+    def check_aligned(self, ids: np.ndarray, what: str = "store", sampled: bool = False) -> None:
+        """Raise unless the embeddings are the rows of ``ids`` (the store's, usually) in the same order; with
+        ``sampled``, compare the count and ``IDS_SAMPLE`` rows spread over the survey (``ids_digest``), so a server
+        opening 10^7 galaxies reads a few pages of each id file rather than both whole."""
+        if sampled:
+            same = ids_digest(np.load(self.root / EMBEDDING_IDS, mmap_mode="r")) == ids_digest(ids)
+        else:
+            same = np.array_equal(self.embedding_ids(), np.asarray(ids).astype(str))
+        if not same:
             raise WorkdirMismatchError(f"embeddings in {self.root} are not aligned with its {what}; re-run "
                                        "`galsearch embed`")
+
+
+IDS_SAMPLE = 4096  # ids compared when two files' rows are checked without reading them whole
+
+
+def ids_digest(ids: np.ndarray) -> str:
+    """A fingerprint of an id column (array, memory map or catalog column): its length and ``IDS_SAMPLE`` ids
+    spread evenly over it, first and last among them. Two files of the same galaxies in another order, or with
+    rows added or dropped, differ in it (a shift moves every sampled row)."""
+    n = len(ids)
+    rows = np.unique(np.linspace(0, n - 1, min(n, IDS_SAMPLE)).astype(np.int64)) if n else np.empty(0, np.int64)
+    sample = [str(v.decode() if isinstance(v, bytes) else v) for v in np.asarray(ids[rows])]
+    return hashlib.sha256("\n".join([str(n), *sample]).encode()).hexdigest()
 
 
 @contextmanager

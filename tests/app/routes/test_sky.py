@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.sky import SkyIndex, parse_position
 from galsearch.settings import Settings
+from index_builder.sky_cells import SkyCells
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +103,19 @@ def test_distinct_look_alikes_are_apart_on_the_sky(client: TestClient, catalog: 
     assert [r["id"] for r in results] != [r["id"] for r in plain]
 
 
-def test_sky_index_keeps_rows_without_coordinates_and_drops_repeats() -> None:
-    sky = SkyIndex(np.array([150.0, 150.0002, 151.0, np.nan]), np.array([2.0, 2.0, 2.0, np.nan]))
+def _sky(ra: list[float], dec: list[float], folder: Path) -> SkyIndex:
+    ra, dec = np.array(ra), np.array(dec)
+    folder.mkdir()
+    return SkyIndex(ra, dec, SkyCells.open(folder, ra, dec))
+
+
+def test_sky_index_keeps_rows_without_coordinates_and_drops_repeats(tmp_path: Path) -> None:
+    sky = _sky([150.0, 150.0002, 151.0, np.nan], [2.0, 2.0, 2.0, np.nan], tmp_path / "a")
     assert sky.distinct(0, [1, 2, 3], 2.0) == [2, 3]  # row 1 is 0.7" from the query
-    assert sky.nearest(parse_position("152", "2"), 5) is None
-    assert SkyIndex(np.array([np.nan]), np.array([np.nan])).nearest(parse_position("1", "1"), 5) is None
+    assert sky.nearest(parse_position("152", "2"), 5) is None and sky.count == 3
+    assert sky.nearest(parse_position("150.0001", "2"), 5)[0] in (0, 1)
+    empty = _sky([np.nan], [np.nan], tmp_path / "b")
+    assert empty.count == 0 and empty.nearest(parse_position("1", "1"), 5) is None
 
 
 def test_detail_page_has_coordinates_columns_bands_and_a_sky_viewer_link(client: TestClient, catalog: Table) -> None:
