@@ -189,7 +189,7 @@ class Resources:
         """The ``k`` galaxies most like any of ``ids`` and least like ``not_ids``, each with that score."""
         pos = np.array([self.row(i) for i in ids], int)
         neg = np.array([self.row(i) for i in not_ids], int)
-        ranking = like_these(self.vectors, pos, neg, k)
+        ranking = like_these(self.vectors, pos, neg, k, search=self.index.candidates)
         return [{**self.at(r), "score": float(sc)}
                 for r, sc in zip(ranking.rows, ranking.scores)]
 

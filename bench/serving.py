@@ -30,8 +30,10 @@ import numpy as np
 from astropy.table import Table
 
 from bench.synthetic import workdir as synthetic_workdir
+from index_builder.index import MAX_MEMORY_MB
 
 LEVELS = (1, 8, 32)
+ROUTES = ("similar", "gallery", "thumbnail", "lookup")
 
 
 def resident_mb(pid: int) -> float:
@@ -108,12 +110,18 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("work/demo"))
     p.add_argument("--n", type=int, default=400, help="requests per route and concurrency level")
     p.add_argument("--synthetic", type=int, metavar="N", help="benchmark a synthetic workdir of N galaxies")
+    p.add_argument("--index-max-memory-mb", type=float, default=MAX_MEMORY_MB,
+                   help="--synthetic: the index's memory budget (above it, IVF-PQ)")
+    p.add_argument("--random-anomaly-scores", action="store_true",
+                   help="--synthetic: random anomaly scores instead of the unsupervised scorer's (hours at 10^7)")
+    p.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES), help="the routes to load")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     made = {}
     if args.synthetic:
         args.workdir = Path("work") / f"bench-{args.synthetic}"
-        made = synthetic_workdir(args.synthetic, args.workdir)
+        made = synthetic_workdir(args.synthetic, args.workdir, max_memory_mb=args.index_max_memory_mb,
+                                 random_anomaly=args.random_anomaly_scores)
     ids = np.load(args.workdir / "embedding_ids.npy").astype(str)
     rng = np.random.default_rng(0)
     port = free_port()
@@ -131,7 +139,8 @@ def main() -> None:
             "lookup": [f"/lookup?ra={float(catalog['ra'][r]) + 1e-4}&dec={float(catalog['dec'][r])}&radius=5"
                        for r in at] if "ra" in catalog.colnames else [],
         }
-        result = {name: {str(c): load(port, paths, c) for c in LEVELS} for name, paths in routes.items() if paths}
+        result = {name: {str(c): load(port, paths, c) for c in LEVELS} for name, paths in routes.items()
+                  if paths and name in args.routes}
         loaded_mb = resident_mb(proc.pid)
     finally:
         proc.terminate()

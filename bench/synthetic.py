@@ -16,8 +16,18 @@ import numpy as np
 from astropy.table import Table
 
 from index_builder import anomaly, index, sky_cells
+from index_builder.index import MAX_MEMORY_MB
 from survey.store import CATALOG, IMAGES, META
-from survey.workdir import ANOMALY, EMBEDDING_IDS, EMBEDDING_INFO, EMBEDDINGS, MANIFEST, Workdir
+from survey.workdir import (
+    ANOMALY,
+    ANOMALY_INFO,
+    EMBEDDING_IDS,
+    EMBEDDING_INFO,
+    EMBEDDINGS,
+    MANIFEST,
+    Workdir,
+    ids_digest,
+)
 
 CHUNK = 100_000
 CUTOUT = (1, 8, 8)  # the server only reads cutouts to draw thumbnails: their size does not change its work
@@ -37,8 +47,13 @@ def mixture(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int = 0) -> dict:
-    """Build (or reuse, when it already holds ``n`` galaxies) a synthetic workdir; returns build timings."""
+def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int = 0,
+            max_memory_mb: float = MAX_MEMORY_MB, random_anomaly: bool = False) -> dict:
+    """Build (or reuse, when it already holds ``n`` galaxies) a synthetic workdir; returns build timings.
+
+    ``max_memory_mb`` is the index's memory budget (above it: IVF-PQ). ``random_anomaly`` saves random anomaly
+    scores instead of running the unsupervised scorer, whose k-NN pass over every galaxy takes hours at 10^7 on
+    two cores: the server's costs do not depend on the scores' values, only on their number."""
     folder = Path(folder)
     store = Workdir(folder).store
     if (store / META).exists() and json.loads((store / META).read_text())["count"] == n \
@@ -60,9 +75,23 @@ def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int
     (folder / EMBEDDING_INFO).write_text(json.dumps({"model_sha256": "synthetic", "dim": dim, "count": n,
                                                       "normalised": True}))
     t0 = time.perf_counter()
-    manifest = index.build(folder)
-    sky_cells.build_for_store(folder)
+    manifest = index.build(folder, max_memory_mb=max_memory_mb)
     t1 = time.perf_counter()
-    anomaly.build(folder)
+    sky_cells.build_for_store(folder)
+    t2 = time.perf_counter()
+    if random_anomaly:
+        _random_anomaly_scores(folder, ids, rng)
+    else:
+        anomaly.build(folder)
     return {"index_type": manifest["index_type"], "index_build_s": round(t1 - t0, 1),
-            "anomaly_build_s": round(time.perf_counter() - t1, 1)}
+            "index_recall_at_50": manifest["recall_at_50"], "sky_cells_s": round(t2 - t1, 1),
+            "anomaly_scores": "random" if random_anomaly else "built",
+            "anomaly_build_s": round(time.perf_counter() - t2, 1)}
+
+
+def _random_anomaly_scores(folder: Path, ids: np.ndarray, rng: np.random.Generator) -> None:
+    """Anomaly scores of the shape ``anomaly.build`` saves, drawn at random (see ``workdir``)."""
+    n = len(ids)
+    coords = rng.normal(size=(n, anomaly.PCA_DIM)).astype(np.float32)
+    np.savez(folder / ANOMALY, ids=ids, combined=rng.random(n).astype(np.float32), pca=coords, coords=coords)
+    (folder / ANOMALY_INFO).write_text(json.dumps({"count": n, "ids_digest": ids_digest(ids), "random": True}))

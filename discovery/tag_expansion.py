@@ -34,6 +34,7 @@ first. The figures are in the README (``galsearch eval``'s ``classifier_worse_ro
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,13 @@ DIVERSITY = 0.8  # spread-out ranking: similarity less this times the best simil
 DIVERSITY_POOL = 4  # ... chosen among this many times k of the most similar
 PERCENTILE_SAMPLE = 65_536  # scores sampled to place every galaxy's on a percentile scale
 CHUNK = 65_536
+PRESELECT_ABOVE = 2_000_000  # with a search index, larger surveys are ranked within a preselected pool
+POOL_PER_QUERY = 32  # ... of each member's (and the classifier's) POOL_PER_QUERY * k nearest galaxies
+POOL_QUERIES = 128  # ... from at most this many members (a sample of a larger tag)
+LISTED_BACKGROUND = 100_000  # up to this many galaxies, the background sample is drawn from a list of the undecided
+
+# k nearest rows of each query vector (n, dim): (similarities, rows), rows -1 where fewer were found.
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
 def normalise_tag(text: str) -> str:
@@ -66,27 +74,71 @@ class CandidateRanking:
     method: str  # "diverse" (few members) | "similarity" | "classifier"
 
 
-def _top(scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    scores = scores.copy()
-    scores[exclude] = -np.inf
-    k = min(k, int(np.isfinite(scores).sum()))
-    top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, int)
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top, scores[top]
+class Pool:
+    """The rows a ranking scores: every galaxy of the survey (``rows`` None), or a preselected few (sorted)."""
+
+    def __init__(self, vectors: np.ndarray, rows: np.ndarray | None = None) -> None:
+        self.vectors, self.rows = vectors, rows
+
+    def __len__(self) -> int:
+        return len(self.vectors) if self.rows is None else len(self.rows)
+
+    def apply(self, fn) -> np.ndarray:
+        """``fn`` of the pool's vectors, block by block, so a large survey never loads whole."""
+        n = len(self)
+        blocks = (self.vectors[s : s + CHUNK] if self.rows is None else self.vectors[self.rows[s : s + CHUNK]]
+                  for s in range(0, n, CHUNK))
+        return np.concatenate([fn(np.asarray(v, np.float32)) for v in blocks]) if n else np.empty(0, np.float32)
+
+    def top(self, scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The survey rows of the ``k`` best ``scores`` (one per pool row), ``exclude``d rows left out."""
+        scores = scores.copy()
+        scores[self.positions(exclude)] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, int)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return (top if self.rows is None else self.rows[top]), scores[top]
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Where the pool holds these survey rows (rows outside it are left out)."""
+        if self.rows is None:
+            return np.asarray(rows, int)
+        at = np.searchsorted(self.rows, rows)
+        inside = at < len(self.rows)
+        inside[inside] = self.rows[at[inside]] == np.asarray(rows)[inside]
+        return at[inside]
 
 
-def _chunked(vectors: np.ndarray, fn) -> np.ndarray:
-    """Apply ``fn`` to the (memory-mapped) vectors block by block, so a large survey never loads whole."""
-    return np.concatenate([fn(np.asarray(vectors[s : s + CHUNK], np.float32)) for s in range(0, len(vectors), CHUNK)])
-
-
-def _similarity(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-    """Best cosine similarity to a member, less ``REJECTION_WEIGHT`` times the best to a rejected galaxy."""
+def _similarity_to(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray):
+    """The similarity score of a block of vectors: best cosine similarity to a member, less
+    ``REJECTION_WEIGHT`` times the best to a rejected galaxy."""
     p = np.asarray(vectors[positives], np.float32)
     if not len(negatives):
-        return _chunked(vectors, lambda v: (v @ p.T).max(1))
+        return lambda v: (v @ p.T).max(1)
     q = np.asarray(vectors[negatives], np.float32)
-    return _chunked(vectors, lambda v: (v @ p.T).max(1) - REJECTION_WEIGHT * (v @ q.T).max(1))
+    return lambda v: (v @ p.T).max(1) - REJECTION_WEIGHT * (v @ q.T).max(1)
+
+
+def _similarity(pool: Pool, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    return pool.apply(_similarity_to(pool.vectors, positives, negatives))
+
+
+def _nearest(search: Search, queries: np.ndarray, k: int) -> np.ndarray:
+    """The rows the index finds nearest any of ``queries``."""
+    _, rows = search(np.ascontiguousarray(queries, np.float32), k)
+    return np.unique(rows[rows >= 0])
+
+
+def _preselected(vectors: np.ndarray, positives: np.ndarray, k: int, search: Search | None,
+                 preselect_above: int, rng: np.random.Generator) -> Pool:
+    """The whole survey, or above ``preselect_above`` galaxies (with an index) the nearest few of each member.
+    A galaxy among the k most like any member is among the k most like one of them, so with an exact index and
+    no rejections the similarity top is unchanged; a rejection's penalty can lift a galaxy from further out, so
+    the pool holds ``POOL_PER_QUERY`` times k of each (``bench/tags.py`` measures the top against a full pass)."""
+    if search is None or len(vectors) <= preselect_above:
+        return Pool(vectors)
+    queries = positives if len(positives) <= POOL_QUERIES else np.sort(rng.choice(positives, POOL_QUERIES, False))
+    return Pool(vectors, _nearest(search, np.asarray(vectors[queries], np.float32), POOL_PER_QUERY * k))
 
 
 def _spread(vectors: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
@@ -105,48 +157,83 @@ def _spread(vectors: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -
     return np.array(order, int)
 
 
-def _percentile(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each score's place in [0, 1] among a sample of them: a scale two rankings share, linear in the survey size."""
-    sample = scores if len(scores) <= PERCENTILE_SAMPLE else rng.choice(scores, PERCENTILE_SAMPLE, replace=False)
-    return np.searchsorted(np.sort(sample), scores, side="right") / len(sample)
+def _percentile(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each score's place in [0, 1] among the ``reference`` scores (the survey's, or a sample of them): a scale
+    two rankings share, linear in the survey size."""
+    return np.searchsorted(np.sort(reference), scores, side="right") / len(reference)
+
+
+def _sampled(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The scores a percentile is taken among, where they are the whole survey's: a sample of them."""
+    return scores if len(scores) <= PERCENTILE_SAMPLE else rng.choice(scores, PERCENTILE_SAMPLE, replace=False)
 
 
 def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
-                    seed: int = 0, classifier: bool = True) -> CandidateRanking:
+                    seed: int = 0, classifier: bool = True, search: Search | None = None,
+                    preselect_above: int = PRESELECT_ABOVE) -> CandidateRanking:
     """The ``k`` best undecided rows for a tag whose members are ``positives`` and rejections ``negatives``;
-    ``classifier=False`` keeps the similarity ranking even when there are enough decisions for the classifier."""
+    ``classifier=False`` keeps the similarity ranking even when there are enough decisions for the classifier.
+
+    With ``search`` (the survey's index) a survey of more than ``preselect_above`` galaxies is ranked within a
+    pool (``_preselected``), the classifier's best by the index too (its confidence grows with v . w, an
+    inner-product search for w), instead of a pass over every galaxy."""
     positives, negatives = np.unique(positives), np.unique(negatives)
     if len(positives) == 0:
         raise ValueError("a tag needs at least one galaxy before it can be expanded")
+    rng = np.random.default_rng(seed)
     decided = np.concatenate([positives, negatives])
-    similarity = _similarity(vectors, positives, negatives)
+    pool = _preselected(vectors, positives, k, search, preselect_above, rng)
     if len(positives) < MIN_PER_CLASS:
-        rows, top = _top(similarity, decided, DIVERSITY_POOL * k)
+        rows, top = pool.top(_similarity(pool, positives, negatives), decided, DIVERSITY_POOL * k)
         pick = _spread(vectors, rows, top, k)
         return CandidateRanking(rows[pick], top[pick], "diverse")
     if len(negatives) < MIN_PER_CLASS or not classifier:
-        return like_these(vectors, positives, negatives, k, similarity)
-    rng = np.random.default_rng(seed)
-    undecided = np.setdiff1d(np.arange(len(vectors)), decided)
-    background = np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
-    w, b = _fit(vectors, positives, negatives, background)
-    confidence = _chunked(vectors, lambda v: 1 / (1 + np.exp(-(v @ w + b))))
-    order = (CLASSIFIER_SHARE * _percentile(confidence, rng)
-             + (1 - CLASSIFIER_SHARE) * _percentile(similarity, rng))
-    by_classifier, _ = _top(order, decided, k)
-    by_similarity, _ = _top(similarity, decided, k)
+        return _like_these(pool, positives, negatives, k)
+    w, b = _fit(vectors, positives, negatives, _background(len(vectors), decided, rng))
+    if pool.rows is not None:  # the classifier's most confident join the members' neighbours
+        best = _nearest(search, (w / max(float(np.linalg.norm(w)), 1e-12))[None], POOL_PER_QUERY * k)
+        pool = Pool(vectors, np.union1d(pool.rows, best))
+    similar = _similarity_to(vectors, positives, negatives)
+
+    def confident(v: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(v @ w + b)))
+
+    similarity, confidence = pool.apply(similar), pool.apply(confident)
+    if pool.rows is None:
+        references = _sampled(confidence, rng), _sampled(similarity, rng)
+    else:  # a preselected pool is placed on the survey's scale: the scores of a sample of the survey
+        n = len(vectors)
+        sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PERCENTILE_SAMPLE), replace=False))], np.float32)
+        references = confident(sample), similar(sample)
+    order = (CLASSIFIER_SHARE * _percentile(confidence, references[0])
+             + (1 - CLASSIFIER_SHARE) * _percentile(similarity, references[1]))
+    by_classifier, _ = pool.top(order, decided, k)
+    by_similarity, _ = pool.top(similarity, decided, k)
     rows = _interleave(by_similarity, by_classifier, k)
-    return CandidateRanking(rows, confidence[rows], "classifier")
+    return CandidateRanking(rows, confidence[pool.positions(rows)], "classifier")
+
+
+def _background(n: int, decided: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``BACKGROUND`` undecided rows at random (sorted); above ``LISTED_BACKGROUND`` galaxies drawn at random and
+    the decided ones dropped, rather than by listing every undecided row (a second at 10^7)."""
+    if n <= LISTED_BACKGROUND:
+        undecided = np.setdiff1d(np.arange(n), decided)
+        return np.sort(rng.choice(undecided, min(BACKGROUND, len(undecided)), replace=False))
+    drawn = np.unique(rng.integers(0, n, 2 * BACKGROUND + len(decided)))
+    return np.sort(rng.permutation(np.setdiff1d(drawn, decided))[:BACKGROUND])
 
 
 def like_these(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
-               similarity: np.ndarray | None = None) -> CandidateRanking:
+               search: Search | None = None, preselect_above: int = PRESELECT_ABOVE) -> CandidateRanking:
     """The ``k`` rows most like any of ``positives`` and least like ``negatives`` (the similarity ranking, in
     plain order): "more like these, not like those" for a handful of galaxies picked in the gallery."""
     positives, negatives = np.unique(positives), np.unique(negatives)
-    if similarity is None:
-        similarity = _similarity(vectors, positives, negatives)
-    rows, top = _top(similarity, np.concatenate([positives, negatives]), k)
+    pool = _preselected(vectors, positives, k, search, preselect_above, np.random.default_rng(0))
+    return _like_these(pool, positives, negatives, k)
+
+
+def _like_these(pool: Pool, positives: np.ndarray, negatives: np.ndarray, k: int) -> CandidateRanking:
+    rows, top = pool.top(_similarity(pool, positives, negatives), np.concatenate([positives, negatives]), k)
     return CandidateRanking(rows, top, "similarity")
 
 

@@ -26,6 +26,7 @@ from survey.workdir import (
     EMBEDDINGS,
     atomic_path,
     ids_digest,
+    npz_member,
     write_text,
 )
 
@@ -126,11 +127,12 @@ def load(workdir: Path, ids: np.ndarray) -> dict[str, np.ndarray]:
         build(workdir)
     digest = json.loads(info_path.read_text()).get("ids_digest") if info_path.exists() else None
     with np.load(path) as saved:
-        # Saved before the rating model had coordinates of its own: the PCA stands in.
-        scores = {k: saved[k] for k in ("combined", "coords" if "coords" in saved.files else "pca")}
-        scores.setdefault("coords", scores.pop("pca", None))
+        names = saved.files
         same = digest == ids_digest(ids) if digest else np.array_equal(saved["ids"].astype(str),
                                                                         np.asarray(ids).astype(str))
+    # Memory-mapped; saved before the rating model had coordinates of its own: the PCA stands in.
+    scores = {"combined": npz_member(path, "combined"),
+              "coords": npz_member(path, "coords" if "coords" in names else "pca")}
     if not same or len(scores["combined"]) != len(ids):
         raise ValueError(f"{path} belongs to other embeddings; re-run `galsearch index`")
     return scores

@@ -52,6 +52,7 @@ RECALL_QUERIES = 1_000
 RECALL_K = 50
 REFINE_FACTORS = (2, 4, 8, 16)  # IVF-PQ over-fetch factors tried, smallest first
 MAX_MEMORY_MB = 8192  # auto: raw vectors above this go to IVF-PQ
+POOL_NPROBE = 8  # SearchIndex.candidates probes this many times the tuned nprobe
 
 
 
@@ -308,6 +309,16 @@ class SearchIndex:
         """k-NN of raw query vectors: (similarities, rows); see ``search``."""
         index = self.gpu if self.gpu is not None and params is None else self.index
         return search(index, self.vectors, queries, k, self.refine, params)
+
+    def candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """A wide search for the pool a ranking then scores exactly (tag expansion's preselection): ``nprobe``
+        times ``POOL_NPROBE`` and no re-rank, since a query's deep neighbours (thousands) lie in more lists than
+        its nearest 50, for which ``nprobe`` was tuned."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if "nprobe" not in self.manifest:
+            return self.index.search(queries, k)
+        wide = min(int(self.manifest["nlist"]), POOL_NPROBE * int(self.manifest["nprobe"]))
+        return self.index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=wide))
 
     def similar(self, galaxy_id: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The ``k`` galaxies most similar to ``galaxy_id`` (itself excluded), best first, with cosine similarity.

@@ -133,7 +133,7 @@ def candidate_ranking(survey: Resources, name: str, rows: list[TagAssignment], k
     pos, neg = member_rows(survey, rows)
     if not len(pos):
         raise HTTPException(404, f"no galaxy carries {name} yet: tag one first")
-    return rank_candidates(survey.vectors, pos, neg, k)
+    return rank_candidates(survey.vectors, pos, neg, k, search=survey.index.candidates)
 
 
 @router.post("/tags/{tag}/decisions", summary="Accept or reject proposed galaxies (deciding again updates)")

@@ -95,3 +95,35 @@ def test_like_these_ranks_by_the_nearest_pick_and_pushes_away_from_the_others() 
     assert list(near.scores) == sorted(near.scores, reverse=True)
     pushed = like_these(vectors, np.array([0, 30]), np.array([31]), 28)
     assert 31 not in pushed.rows and (pushed.rows < 30).sum() > (near.rows[:28] < 30).sum()
+
+
+def _exact_search(x: np.ndarray):
+    """An exact k-NN search with the index's signature (what FAISS's flat index answers)."""
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = queries @ x.T
+        rows = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, rows, 1), rows
+    return search
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_preselected_pool_ranks_like_a_full_pass(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, 16))
+    x = centres[rng.integers(0, 40, 20_000)] + rng.normal(scale=0.8, size=(20_000, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    near = np.argsort(-(x @ x[0]))  # a tag around galaxy 0: members among its look-alikes, rejections further out
+    none = np.array([], int)
+    cases = [("diverse", near[:3], none), ("similarity", near[:12], none), ("similarity", near[:12], near[[200, 300]]),
+             ("classifier", near[:40:2], near[400:410])]
+    for method, pos, neg in cases:
+        full = rank_candidates(x, pos, neg, 24, seed=seed)
+        pooled = rank_candidates(x, pos, neg, 24, seed=seed, search=_exact_search(x), preselect_above=0)
+        assert full.method == pooled.method == method
+        if len(neg):  # a rejection can lift a galaxy from outside the pool; the classifier's scale is sampled
+            assert len(set(full.rows) & set(pooled.rows)) >= 22
+        else:  # the top of a max over members lies within each member's own top: exactly the same
+            assert list(full.rows) == list(pooled.rows) and np.allclose(full.scores, pooled.scores)
+    picked, other = like_these(x, near[:3], near[[50]], 30), like_these(x, near[:3], near[[50]], 30,
+                                                                       search=_exact_search(x), preselect_above=0)
+    assert list(picked.rows) == list(other.rows)

@@ -43,3 +43,19 @@ def test_embeddings_of_other_galaxies_are_refused(tmp_path: Path) -> None:
     for other in (np.array(["b", "a"]), np.array(["a"]), np.array(["a", "b", "c"])):
         with pytest.raises(WorkdirMismatchError, match="re-run `galsearch embed`"):
             w.check_aligned(other)
+
+
+def test_npz_members_are_memory_mapped_where_stored_plainly(tmp_path: Path) -> None:
+    from survey.workdir import npz_member
+
+    arrays = {"coords": np.arange(60, dtype=np.float32).reshape(20, 3), "ids": np.array(["a", "J1+2", "ccc"]),
+              "big_endian": np.arange(5, dtype=">f8"), "fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4))}
+    np.savez(tmp_path / "plain.npz", **arrays)
+    np.savez_compressed(tmp_path / "small.npz", **arrays)
+    for name in ("plain.npz", "small.npz"):
+        for key, want in arrays.items():
+            got = npz_member(tmp_path / name, key)
+            assert np.array_equal(got, want) and got.dtype == want.dtype, (name, key)
+    assert isinstance(npz_member(tmp_path / "plain.npz", "coords").base, np.memmap)
+    with pytest.raises(KeyError):
+        npz_member(tmp_path / "plain.npz", "absent")
