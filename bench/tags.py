@@ -6,9 +6,9 @@
 For each of ``--starts`` starting galaxies, a tag is grown the way a researcher grows one: its members are the
 start's nearest look-alikes, its rejections galaxies a little further out. Each of the three rankings
 (``diverse``: 3 members; ``similarity``: 12 members, 2 rejections; ``classifier``: 20 members, 10 rejections)
-proposes its top ``--k`` both ways (``discovery.tag_expansion.rank_candidates`` with and without the index's
-``SearchIndex.candidates``, the server's way). Reported per ranking: the median and worst share of the full pass's top found by the preselected
-one, and the median and worst time of each.
+proposes its top ``--k`` both ways: ``discovery.tag_expansion.rank_candidates`` without and with the index's
+``SearchIndex.candidates`` (the server's way). Reported per ranking: the median and worst share of the full
+pass's top found by the preselected one, and the median and worst time of each.
 """
 
 from __future__ import annotations
