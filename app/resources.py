@@ -30,6 +30,7 @@ from discovery.tag_expansion import like_these
 from index_builder.anomaly import load as load_anomaly_scores
 from index_builder.index import SearchIndex
 from index_builder.index import load as load_index
+from index_builder.shards import deploy as deploy_shards
 from index_builder.sky_cells import SkyCells
 from survey.checksum import file_sha256
 from survey.store import Store
@@ -77,8 +78,11 @@ class Resources:
     def open(cls, settings: ServerSettings) -> Resources:
         workdir = Workdir(settings.workdir)
         store = Store(workdir.store)
+        remote = None
+        if settings.index_shards:
+            remote = deploy_shards(workdir.root, None if settings.index_shards == "local" else settings.index_shards)
         index = load_index(workdir.root, file_sha256(workdir.encoder) if workdir.encoder.exists() else None,
-                           max_memory_mb=settings.index_max_memory_mb)
+                           max_memory_mb=settings.index_max_memory_mb, remote=remote)
         ids = store.catalog["id"]  # memory-mapped: only the sampled rows are read
         workdir.check_aligned(ids, sampled=True)
         anomaly = load_anomaly_scores(workdir.root, ids)

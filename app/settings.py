@@ -34,6 +34,9 @@ class ServerSettings(IndexConfig, BaseSettings):
         default=None, validation_alias=AliasChoices("GALSEARCH_AUTH", "GALSEARCH_AUTH_TOKEN"))
     max_request_bytes: int = 1 << 20  # larger request bodies are refused (413)
     anomaly_method: Literal["classifier", "gaussian_process", "neighbour_score"] = "classifier"
+    # Serve look-alike searches from the index's shards (`galsearch shard`) as Ray Serve deployments: "local"
+    # starts a Ray instance here, else the address of a running cluster ("auto", "ray://head:10001").
+    index_shards: str | None = None
 
     def resolved_database_url(self) -> str:
         """SQLite inside the workdir unless a server database is configured."""

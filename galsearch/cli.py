@@ -182,6 +182,14 @@ def cmd_index(args: argparse.Namespace) -> None:
     _index(_settings(args))
 
 
+def cmd_shard(args: argparse.Namespace) -> None:
+    from index_builder.shards import split
+
+    s = _settings(args)
+    info = split(s.workdir, args.shards)
+    _log(f"{info['count']} galaxies in {info['shards']} shards of {info['index_type']} -> {s.workdir / 'shards'}")
+
+
 def _catalog_in(survey: Path) -> Path:
     """The catalog of a survey folder (catalog.fits, .ecsv, .csv or .parquet), or ``survey`` itself if a file."""
     if not survey.is_dir():
@@ -427,6 +435,8 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--port", type=int)
             sp.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite file in the workdir)")
             sp.add_argument("--access-log", action="store_true", default=None, help="log every request")
+            sp.add_argument("--index-shards", metavar="RAY", help="answer look-alike searches from the index's "
+                            "shards (galsearch shard) as Ray Serve deployments: 'local', 'auto' or ray://HOST:10001")
         return sp
 
     sp = add("demo-survey", cmd_demo_survey, "generate the synthetic demo survey", workdir=False)
@@ -460,6 +470,9 @@ def _parser() -> argparse.ArgumentParser:
     _encoder_flags(sp)
     sp = add("index", cmd_index, "build the FAISS index over the embeddings, and the anomaly scores")
     _index_flags(sp)
+    sp = add("shard", cmd_shard, "split the built index into shards for `serve --index-shards` (a survey too "
+             "large for one machine's index)")
+    sp.add_argument("--shards", type=int, required=True, help="how many shards (contiguous rows each)")
     sp = add("build", cmd_build, "ingest -> train -> embed -> index for a survey directory", training=True)
     sp.add_argument("--model", type=Path, help="reuse this encoder checkpoint (model.pt of another workdir) instead "
                                                "of training; it must take as many bands as the survey has")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -297,6 +298,7 @@ class SearchIndex:
     manifest: dict
     lookup: IdLookup
     gpu: faiss.Index | None = None
+    remote: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None  # shards (index_builder.shards)
 
     def __post_init__(self) -> None:
         # Plain views of the memory maps: every slice of an np.memmap builds a memmap object, which costs more
@@ -306,7 +308,10 @@ class SearchIndex:
 
     def search(self, queries: np.ndarray, k: int,
                params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """k-NN of raw query vectors: (similarities, rows); see ``search``."""
+        """k-NN of raw query vectors: (similarities, rows); see ``search``. With shards, an unfiltered search is
+        theirs; a filtered one stays on this index (memory-mapped)."""
+        if self.remote is not None and params is None:
+            return self.remote(queries, k)
         index = self.gpu if self.gpu is not None and params is None else self.index
         return search(index, self.vectors, queries, k, self.refine, params)
 
@@ -315,6 +320,8 @@ class SearchIndex:
         times ``POOL_NPROBE`` and no re-rank, since a query's deep neighbours (thousands) lie in more lists than
         its nearest 50, for which ``nprobe`` was tuned."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.remote is not None:
+            return self.remote(queries, k)
         if "nprobe" not in self.manifest:
             return self.index.search(queries, k)
         wide = min(int(self.manifest["nlist"]), POOL_NPROBE * int(self.manifest["nprobe"]))
@@ -335,10 +342,11 @@ class SearchIndex:
 
 
 def load(workdir: Path, expected_model_sha256: str | None = None, device: str = "cpu",
-         max_memory_mb: float = MAX_MEMORY_MB) -> SearchIndex:
+         max_memory_mb: float = MAX_MEMORY_MB, remote=None) -> SearchIndex:
     """Load and validate ``workdir``'s index; raise ``IndexMismatchError`` with the reason when it does not fit.
 
-    ``device="cuda"`` (or ``"auto"`` with a GPU) also places a copy on the GPU for batch searches.
+    ``device="cuda"`` (or ``"auto"`` with a GPU) also places a copy on the GPU for batch searches. ``remote``
+    (``index_builder.shards.ShardedSearch``) answers unfiltered searches; the index is then only memory-mapped.
     """
     workdir = Path(workdir)
     for name in (MANIFEST, INDEX, INDEX_IDS, EMBEDDINGS, EMBEDDING_INFO):
@@ -351,7 +359,7 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
         raise IndexMismatchError(f"{workdir}: a manifest is unreadable ({exc}); re-run `galsearch index`") from exc
     # Read whole when it fits the memory budget; memory-mapped above it, where it opens at once and pages in as
     # queries touch it (measured at 1M x 128 IVF: 0.47 ms a query read whole, 1.97 ms memory-mapped).
-    mmap = (workdir / INDEX).stat().st_size > max_memory_mb * 2**20
+    mmap = remote is not None or (workdir / INDEX).stat().st_size > max_memory_mb * 2**20
     try:
         index = faiss.read_index(str(workdir / INDEX), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
     except RuntimeError as exc:  # truncated or corrupt: never serve it
@@ -381,7 +389,7 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
         gpu = faiss.index_cpu_to_all_gpus(index)
         if "nprobe" in manifest:
             set_nprobe(gpu, manifest["nprobe"])
-    return SearchIndex(index, ids, vectors, manifest, IdLookup.open(workdir, ids), gpu)
+    return SearchIndex(index, ids, vectors, manifest, IdLookup.open(workdir, ids), gpu, remote)
 
 
 def add(workdir: Path, start: int) -> dict:

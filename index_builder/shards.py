@@ -1,0 +1,118 @@
+"""The index split into shards, each served by a Ray Serve deployment, their top-k merged: for surveys whose
+index outgrows one machine (10^9 galaxies), with the same ``search`` the server already calls.
+
+``split`` cuts the workdir's index into ``shards`` FAISS indexes of contiguous rows, each keeping the global row
+numbers (``add_with_ids``). An IVF index's shards share its trained coarse quantizer and codes, so a query with
+the same ``nprobe`` probes the same lists in every shard and the merged top-k is the single index's (to float
+ties): what the tests check. ``IndexShard`` is one shard's searcher, a plain class Ray Serve deploys
+(``deploy``); ``ShardedSearch`` sends a query to every shard at once and merges their answers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from survey.workdir import EMBEDDINGS, INDEX, MANIFEST, atomic_path, write_text
+
+SHARDS = "shards"  # folder in the workdir
+SHARDS_INFO = "shards.json"
+
+
+def _shard_path(workdir: Path, i: int) -> Path:
+    return Path(workdir) / SHARDS / f"shard-{i:03d}.faiss"
+
+
+def split(workdir: Path, shards: int, block: int = 65536) -> dict:
+    """Write the workdir's index as ``shards`` shards of contiguous rows; returns what ``shards.json`` holds."""
+    workdir = Path(workdir)
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, got {shards}")
+    manifest = json.loads((workdir / MANIFEST).read_text())
+    whole = faiss.read_index(str(workdir / INDEX))
+    vectors = np.load(workdir / EMBEDDINGS, mmap_mode="r")
+    bounds = np.linspace(0, len(vectors), shards + 1).astype(np.int64)
+    (workdir / SHARDS).mkdir(exist_ok=True)
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        shard = _empty_like(whole)
+        for start in range(lo, hi, block):
+            stop = min(hi, start + block)
+            shard.add_with_ids(np.ascontiguousarray(vectors[start:stop], np.float32), np.arange(start, stop))
+        with atomic_path(_shard_path(workdir, i)) as tmp:
+            faiss.write_index(shard, str(tmp))
+    info = {"shards": shards, "bounds": bounds.tolist(), "index_type": manifest["index_type"],
+            "nprobe": manifest.get("nprobe"), "refine": int(manifest.get("refine", 1)), "count": int(len(vectors))}
+    write_text(workdir / SHARDS / SHARDS_INFO, json.dumps(info, indent=2))
+    return info
+
+
+def _empty_like(index: faiss.Index) -> faiss.Index:
+    """An empty index of the same kind and training that keeps the ids it is given."""
+    if isinstance(index, faiss.IndexIVF):
+        empty = faiss.clone_index(index)
+        empty.reset()  # the trained quantizer (and codebooks) stay; the lists are emptied
+        return empty
+    return faiss.IndexIDMap(faiss.IndexFlatIP(index.d))
+
+
+class IndexShard:
+    """One shard's searcher: its FAISS index (memory-mapped) and, for compressed codes, the exact re-rank of its
+    candidates from the embeddings (``index_builder.index.search``)."""
+
+    def __init__(self, workdir: str, shard: int) -> None:
+        from index_builder.index import search, set_nprobe
+
+        info = json.loads((Path(workdir) / SHARDS / SHARDS_INFO).read_text())
+        self.index = faiss.read_index(str(_shard_path(Path(workdir), shard)), faiss.IO_FLAG_MMAP)
+        if info["nprobe"]:
+            set_nprobe(self.index, info["nprobe"])
+        self.vectors = np.load(Path(workdir) / EMBEDDINGS, mmap_mode="r")
+        self.refine, self._search = info["refine"], search
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._search(self.index, self.vectors, queries, k, self.refine)
+
+
+def merge(answers: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of every shard's answer to the same queries: (similarities, rows), rows -1 past the end."""
+    scores = np.concatenate([np.where(r >= 0, s, -np.inf) for s, r in answers], axis=1)
+    rows = np.concatenate([r for _, r in answers], axis=1)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top, found = np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+    return np.where(np.isfinite(top), top, -np.inf).astype(np.float32), np.where(np.isfinite(top), found, -1)
+
+
+@dataclass
+class ShardedSearch:
+    """The index's ``search`` over shards: every shard is asked at once and their answers merged."""
+
+    shards: list  # IndexShard objects, or Ray Serve handles to them
+
+    def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, np.float32)
+        if all(isinstance(s, IndexShard) for s in self.shards):
+            return merge([s.search(queries, k) for s in self.shards], k)
+        pending = [s.search.remote(queries, k) for s in self.shards]  # sent to every shard before waiting
+        return merge([p.result() for p in pending], k)
+
+
+def deploy(workdir: Path, address: str | None = None) -> ShardedSearch:
+    """Run each of the workdir's shards as a Ray Serve deployment (on the cluster at ``address``, or a local one)
+    and return the search that fans out to them."""
+    import ray
+    from ray import serve
+
+    workdir = Path(workdir).resolve()
+    info = json.loads((workdir / SHARDS / SHARDS_INFO).read_text())
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    handles = []
+    for i in range(info["shards"]):
+        app = serve.deployment(IndexShard, name=f"shard-{i:03d}", ray_actor_options={"num_cpus": 0}).bind(
+            str(workdir), i)
+        handles.append(serve.run(app, name=f"galsearch-shard-{i:03d}", route_prefix=None))
+    return ShardedSearch(handles)
