@@ -52,8 +52,9 @@ class SkyIndex:
         rows = np.sort(self.cells.near(ra, dec, radius_arcsec))  # in file order: fewer pages touched
         if not len(rows):
             return None
-        sep = angular_separation(ra * u.deg, dec * u.deg, np.asarray(self.ra[rows], float) * u.deg,
-                                 np.asarray(self.dec[rows], float) * u.deg).to_value(u.arcsec)
+        # Plain radians: astropy's formula without the cost of Quantity arithmetic on every look-up.
+        others = np.radians(np.asarray(self.ra[rows], float)), np.radians(np.asarray(self.dec[rows], float))
+        sep = np.degrees(angular_separation(np.radians(ra), np.radians(dec), *others)) * 3600
         best = int(np.argmin(sep))
         return (int(rows[best]), float(sep[best])) if sep[best] <= radius_arcsec else None
 
