@@ -10,7 +10,9 @@ ties): what the tests check. ``IndexShard`` is one shard's searcher, a plain cla
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +99,13 @@ class ShardedSearch:
         if all(isinstance(s, IndexShard) for s in self.shards):
             return merge([s.search(queries, k) for s in self.shards], k)
         pending = [s.search.remote(queries, k) for s in self.shards]  # sent to every shard before waiting
-        return merge([p.result() for p in pending], k)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the server's case: a route's worker thread
+            return merge([p.result() for p in pending], k)
+        # Ray Serve refuses a blocking wait on a thread that runs an event loop (a notebook): wait on another.
+        with ThreadPoolExecutor(1) as waiter:
+            return merge(waiter.submit(lambda: [p.result() for p in pending]).result(), k)
 
 
 def deploy(workdir: Path, address: str | None = None) -> ShardedSearch:

@@ -3,6 +3,7 @@ on a local Ray cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def test_shards_as_ray_serve_deployments_answer_as_the_single_index(split_workdi
         want_scores, want_rows = load(split_workdir).search(q, 30)
         got_scores, got_rows = sharded(q, 30)
         assert np.array_equal(got_rows, want_rows) and np.allclose(got_scores, want_scores, atol=1e-6)
+
+        async def from_a_notebook() -> tuple[np.ndarray, np.ndarray]:  # a thread with a running event loop
+            return sharded(q, 30)
+
+        assert np.array_equal(asyncio.run(from_a_notebook())[1], want_rows)
     finally:
         serve.shutdown()
         if started:
