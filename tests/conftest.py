@@ -238,6 +238,22 @@ def open_map(server: str, workdir: Path, page) -> OpenMap:
     return OpenMap(xy, ids, image.bounding_box(), ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * 1.06 / 2)
 
 
+def draw_lasso(page, corners: list[tuple[float, float]]) -> None:
+    """Choose the lasso and shift-drag it through ``corners`` (screen points) back to the first, as a person
+    draws one; checks the shape shows while drawn."""
+    from playwright.sync_api import expect
+
+    page.select_option("#map-shape", "lasso")
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in (*corners[1:], corners[0]):
+        page.mouse.move(*corner, steps=12)
+    expect(page.locator("#map-lasso")).to_be_visible()
+    page.mouse.up()
+    page.keyboard.up("Shift")
+
+
 def tag_members(server: str, tag: str) -> tuple[list[str], set[str]]:
     """A tag's members (sorted ids) and the sources they were tagged from, over the JSON API."""
     with urllib.request.urlopen(server + "/tags/" + tag.replace("#", "%23")) as resp:

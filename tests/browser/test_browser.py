@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean, open_map, serving, tag_members, watched_page
+from conftest import assert_clean, draw_lasso, open_map, serving, tag_members, watched_page
 from playwright.sync_api import expect
 
 from app.main import create_app
@@ -389,15 +389,7 @@ def test_map_lasso_selection_lists_and_tags_the_galaxies_inside_the_drawn_shape(
     (bx0, by0), (bx1, by1) = np.min(triangle.vertices, 0), np.max(triangle.vertices, 0)
     in_box = ((xy[:, 0] >= bx0) & (xy[:, 0] <= bx1) & (xy[:, 1] >= by0) & (xy[:, 1] <= by1)).sum()
     assert 0 < len(inside) < in_box, "the triangle should hold galaxies, fewer than its bounding box"
-    page.select_option("#map-shape", "lasso")
-    page.keyboard.down("Shift")
-    page.mouse.move(*corners[0])
-    page.mouse.down()
-    for corner in (*corners[1:], corners[0]):
-        page.mouse.move(*corner, steps=12)
-    expect(page.locator("#map-lasso")).to_be_visible()
-    page.mouse.up()
-    page.keyboard.up("Shift")
+    draw_lasso(page, corners)
     expect(page.locator("#region")).to_contain_text("galaxies in the lasso")
     expect(page.locator("#map-lasso")).to_be_hidden()
     # The shape the browser sent, its points along the pointer's path, holds the triangle's galaxies.

@@ -16,7 +16,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import GZ1, open_map, serving, tag_members
+from conftest import GZ1, draw_lasso, open_map, serving, tag_members
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -230,14 +230,7 @@ def test_map_click_why_similar_and_a_lasso_tag_on_iau_names(server: str, iau_sur
     box = shown.box
     corners = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
                for fx, fy in ((0.1, 0.1), (0.9, 0.1), (0.5, 0.9))]
-    page.select_option("#map-shape", "lasso")
-    page.keyboard.down("Shift")
-    page.mouse.move(*corners[0])
-    page.mouse.down()
-    for corner in (*corners[1:], corners[0]):
-        page.mouse.move(*corner, steps=12)
-    page.mouse.up()
-    page.keyboard.up("Shift")
+    draw_lasso(page, corners)
     expect(page.locator("#region")).to_contain_text("galaxies in the lasso")
     sent = np.array(page.locator("#region input[name=lasso]").get_attribute("value").split(","), float)
     drawn = sorted(shown.ids[i] for i in np.flatnonzero(MplPath(sent.reshape(-1, 2)).contains_points(shown.xy)))
