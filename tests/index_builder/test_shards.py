@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,8 @@ def test_shards_as_ray_serve_deployments_answer_as_the_single_index(split_workdi
         async def from_a_notebook() -> tuple[np.ndarray, np.ndarray]:  # a thread with a running event loop
             return sharded(q, 30)
 
-        assert np.array_equal(asyncio.run(from_a_notebook())[1], want_rows)
+        with ThreadPoolExecutor(1) as notebook:  # a thread of its own: this one may run a loop already
+            assert np.array_equal(notebook.submit(asyncio.run, from_a_notebook()).result()[1], want_rows)
     finally:
         serve.shutdown()
         if started:
