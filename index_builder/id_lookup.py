@@ -11,14 +11,18 @@ import numpy as np
 from survey.workdir import SORTED_IDS, SORTED_ROWS, atomic_path
 
 
+def _sorted(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``ids`` sorted, and the row of each."""
+    ids = np.asarray(ids).astype(str)
+    order = np.argsort(ids, kind="stable").astype(np.int64)
+    return ids[order], order
+
+
 def write(workdir: Path, ids: np.ndarray) -> None:
     """Save ``ids`` sorted with the row of each: what ``IdLookup.open`` reads."""
-    ids = np.asarray(ids).astype(str)
-    order = np.argsort(ids, kind="stable")
-    with atomic_path(Path(workdir) / SORTED_IDS) as tmp:
-        np.save(tmp, ids[order])
-    with atomic_path(Path(workdir) / SORTED_ROWS) as tmp:
-        np.save(tmp, order.astype(np.int64))
+    for name, values in zip((SORTED_IDS, SORTED_ROWS), _sorted(ids)):
+        with atomic_path(Path(workdir) / name) as tmp:
+            np.save(tmp, values)
 
 
 class IdLookup:
@@ -36,8 +40,7 @@ class IdLookup:
             try:
                 write(workdir, ids)
             except OSError:  # a read-only workdir made before the lookup was saved: sort in memory
-                order = np.argsort(np.asarray(ids).astype(str), kind="stable")
-                return cls(np.asarray(ids).astype(str)[order], order)
+                return cls(*_sorted(ids))
         return cls(*(np.asarray(np.load(p, mmap_mode="r")) for p in paths))
 
     def rows(self, ids: list[str] | np.ndarray) -> np.ndarray:

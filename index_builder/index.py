@@ -152,10 +152,18 @@ def filter_params(allowed: np.ndarray, manifest: dict) -> faiss.SearchParameters
     return params
 
 
-def add_in_blocks(index: faiss.Index, vectors: np.ndarray, start: int = 0, block: int = 65536) -> None:
-    """Add ``vectors[start:]`` to ``index`` a block at a time, so a memory-mapped file is never read whole."""
-    for lo in range(start, len(vectors), block):
-        index.add(np.ascontiguousarray(vectors[lo : lo + block], dtype=np.float32))
+def add_in_blocks(index: faiss.Index, vectors: np.ndarray, start: int = 0, block: int = 65536,
+                  stop: int | None = None, with_ids: bool = False) -> None:
+    """Add ``vectors[start:stop]`` to ``index`` a block at a time, so a memory-mapped file is never read whole;
+    ``with_ids`` gives each its row number as its id (an index shard keeps the survey's rows)."""
+    stop = len(vectors) if stop is None else stop
+    for lo in range(start, stop, block):
+        hi = min(stop, lo + block)
+        x = np.ascontiguousarray(vectors[lo:hi], dtype=np.float32)
+        if with_ids:
+            index.add_with_ids(x, np.arange(lo, hi))
+        else:
+            index.add(x)
 
 
 def _exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: str) -> np.ndarray:

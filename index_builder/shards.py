@@ -19,6 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from index_builder.index import add_in_blocks, search, set_nprobe
 from survey.workdir import EMBEDDINGS, INDEX, MANIFEST, atomic_path, write_text
 
 SHARDS = "shards"  # folder in the workdir
@@ -29,7 +30,7 @@ def _shard_path(workdir: Path, i: int) -> Path:
     return Path(workdir) / SHARDS / f"shard-{i:03d}.faiss"
 
 
-def split(workdir: Path, shards: int, block: int = 65536) -> dict:
+def split(workdir: Path, shards: int) -> dict:
     """Write the workdir's index as ``shards`` shards of contiguous rows; returns what ``shards.json`` holds."""
     workdir = Path(workdir)
     if shards < 1:
@@ -41,9 +42,7 @@ def split(workdir: Path, shards: int, block: int = 65536) -> dict:
     (workdir / SHARDS).mkdir(exist_ok=True)
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         shard = _empty_like(whole)
-        for start in range(lo, hi, block):
-            stop = min(hi, start + block)
-            shard.add_with_ids(np.ascontiguousarray(vectors[start:stop], np.float32), np.arange(start, stop))
+        add_in_blocks(shard, vectors, int(lo), stop=int(hi), with_ids=True)
         with atomic_path(_shard_path(workdir, i)) as tmp:
             faiss.write_index(shard, str(tmp))
     info = {"shards": shards, "bounds": bounds.tolist(), "index_type": manifest["index_type"],
@@ -66,17 +65,15 @@ class IndexShard:
     candidates from the embeddings (``index_builder.index.search``)."""
 
     def __init__(self, workdir: str, shard: int) -> None:
-        from index_builder.index import search, set_nprobe
-
         info = json.loads((Path(workdir) / SHARDS / SHARDS_INFO).read_text())
         self.index = faiss.read_index(str(_shard_path(Path(workdir), shard)), faiss.IO_FLAG_MMAP)
         if info["nprobe"]:
             set_nprobe(self.index, info["nprobe"])
         self.vectors = np.load(Path(workdir) / EMBEDDINGS, mmap_mode="r")
-        self.refine, self._search = info["refine"], search
+        self.refine = info["refine"]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._search(self.index, self.vectors, queries, k, self.refine)
+        return search(self.index, self.vectors, queries, k, self.refine)
 
 
 def merge(answers: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
