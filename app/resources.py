@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 from fastapi import HTTPException
@@ -37,6 +36,7 @@ from survey.store import Store
 from survey.workdir import EMBEDDING_INFO, Workdir
 
 VIEWS_KEPT = 16
+ID_BLOCK = 1 << 20  # ids searched for a substring this many at a time
 
 
 def _appended_statistics(workdir: Workdir) -> tuple[str, ...]:
@@ -155,16 +155,21 @@ class Resources:
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from exc
             if id_contains:
-                mask &= np.char.find(self._lower_ids, id_contains.lower()) >= 0
+                mask &= self._ids_containing(id_contains)
             rows = np.flatnonzero(mask) if order is None else order[mask[order]]
             while len(self._views) >= VIEWS_KEPT:
                 self._views.pop(next(iter(self._views)))
             self._views[key] = rows
         return self._views[key]
 
-    @cached_property
-    def _lower_ids(self) -> np.ndarray:
-        return np.char.lower(np.asarray(self.index.ids).astype(str))
+    def _ids_containing(self, text: str) -> np.ndarray:
+        """Which ids hold ``text`` (any case), found a block of the memory-mapped ids at a time: no lower-cased
+        copy of every id stays in memory."""
+        ids, text = self.index.ids, text.lower()
+        found = np.empty(len(ids), bool)
+        for lo in range(0, len(ids), ID_BLOCK):
+            found[lo : lo + ID_BLOCK] = np.char.find(np.char.lower(ids[lo : lo + ID_BLOCK]), text) >= 0
+        return found
 
     def page(self, page: int, rows: np.ndarray | None = None, show: str | None = None) -> list[dict]:
         """One gallery page of ``rows`` (None: the survey in its own order), each galaxy with its ``show``

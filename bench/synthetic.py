@@ -33,12 +33,13 @@ CHUNK = 100_000
 CUTOUT = (1, 8, 8)  # the server only reads cutouts to draw thumbnails: their size does not change its work
 
 
-def mixture(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
+def mixture(n: int, dim: int, clusters: int, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """``n`` vectors, into ``out`` when given (a memory-mapped file: 10^7 of them need not fit in memory)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, dim)).astype(np.float32)
     width = rng.uniform(0.3, 1.0, clusters).astype(np.float32)
     weights = rng.dirichlet(np.full(clusters, 0.5))
-    out = np.empty((n, dim), np.float32)
+    out = np.empty((n, dim), np.float32) if out is None else out
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
         c = rng.choice(clusters, m, p=weights)
@@ -70,7 +71,10 @@ def workdir(n: int, folder: Path, dim: int = 128, clusters: int = 200, seed: int
     Table({"id": ids, "ra": rng.uniform(0, 360, n), "dec": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
            "mag_r": rng.uniform(14, 22, n).astype(np.float32)}).write(store / CATALOG, overwrite=True)
     (store / META).write_text(json.dumps({"count": n, "shape": list(CUTOUT), "bands": ["r"], "noise": [1.0]}))
-    np.save(folder / EMBEDDINGS, mixture(n, dim, clusters, seed))
+    vectors = np.lib.format.open_memmap(folder / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(n, dim))
+    mixture(n, dim, clusters, seed, vectors)
+    vectors.flush()
+    del vectors
     np.save(folder / EMBEDDING_IDS, ids)
     (folder / EMBEDDING_INFO).write_text(json.dumps({"model_sha256": "synthetic", "dim": dim, "count": n,
                                                       "normalised": True}))
