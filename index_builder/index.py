@@ -153,17 +153,11 @@ def filter_params(allowed: np.ndarray, manifest: dict) -> faiss.SearchParameters
 
 
 def add_in_blocks(index: faiss.Index, vectors: np.ndarray, start: int = 0, block: int = 65536,
-                  stop: int | None = None, with_ids: bool = False) -> None:
-    """Add ``vectors[start:stop]`` to ``index`` a block at a time, so a memory-mapped file is never read whole;
-    ``with_ids`` gives each its row number as its id (an index shard keeps the survey's rows)."""
+                  stop: int | None = None) -> None:
+    """Add ``vectors[start:stop]`` to ``index`` a block at a time, so a memory-mapped file is never read whole."""
     stop = len(vectors) if stop is None else stop
     for lo in range(start, stop, block):
-        hi = min(stop, lo + block)
-        x = np.ascontiguousarray(vectors[lo:hi], dtype=np.float32)
-        if with_ids:
-            index.add_with_ids(x, np.arange(lo, hi))
-        else:
-            index.add(x)
+        index.add(np.ascontiguousarray(vectors[lo : min(stop, lo + block)], dtype=np.float32))
 
 
 def _exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: str,
@@ -318,7 +312,8 @@ class SearchIndex:
     manifest: dict
     lookup: IdLookup
     gpu: faiss.Index | None = None
-    remote: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None  # shards (index_builder.shards)
+    # index_builder.shards.ShardedSearch: (queries, k, allowed) -> (similarities, rows)
+    remote: Callable[[np.ndarray, int, np.ndarray | None], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         # Plain views of the memory maps: every slice of an np.memmap builds a memmap object, which costs more
@@ -327,13 +322,14 @@ class SearchIndex:
         self.refine = int(self.manifest.get("refine", 1))
 
     def search(self, queries: np.ndarray, k: int,
-               params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """k-NN of raw query vectors: (similarities, rows); see ``search``. With shards, an unfiltered search is
-        theirs; a filtered one stays on this index (memory-mapped)."""
-        if self.remote is not None and params is None:
-            return self.remote(queries, k)
-        index = self.gpu if self.gpu is not None and params is None else self.index
-        return search(index, self.vectors, queries, k, self.refine, params)
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """k-NN of raw query vectors: (similarities, rows), only among the rows where ``allowed`` (a boolean mask
+        over rows) is true when given (see ``filter_params``); see ``search``. With shards, the shards answer."""
+        if self.remote is not None:
+            return self.remote(queries, k, allowed)
+        if allowed is not None:
+            return search(self.index, self.vectors, queries, k, self.refine, filter_params(allowed, self.manifest))
+        return search(self.gpu if self.gpu is not None else self.index, self.vectors, queries, k, self.refine)
 
     def candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """A wide search for the pool a ranking then scores exactly (tag expansion's preselection): ``nprobe``
@@ -355,8 +351,7 @@ class SearchIndex:
         row = self.lookup.row(galaxy_id)
         if row is None:
             raise KeyError(galaxy_id)
-        params = None if allowed is None else filter_params(allowed, self.manifest)
-        scores, rows = self.search(self.vectors[row : row + 1], min(k + 1, len(self.ids)), params)
+        scores, rows = self.search(self.vectors[row : row + 1], min(k + 1, len(self.ids)), allowed)
         hits = [(str(self.ids[r]), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row]
         return hits[:k]
 
@@ -366,7 +361,7 @@ def load(workdir: Path, expected_model_sha256: str | None = None, device: str = 
     """Load and validate ``workdir``'s index; raise ``IndexMismatchError`` with the reason when it does not fit.
 
     ``device="cuda"`` (or ``"auto"`` with a GPU) also places a copy on the GPU for batch searches. ``remote``
-    (``index_builder.shards.ShardedSearch``) answers unfiltered searches; the index is then only memory-mapped.
+    (``index_builder.shards.ShardedSearch``) answers the searches; the index is then only memory-mapped.
     """
     workdir = Path(workdir)
     for name in (MANIFEST, INDEX, INDEX_IDS, EMBEDDINGS, EMBEDDING_INFO):

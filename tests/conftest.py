@@ -47,6 +47,12 @@ def workdir(survey_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return w
 
 
+@pytest.fixture(scope="session")
+def catalog(workdir: Path) -> Table:
+    """The demo workdir's catalog, read whole."""
+    return Table.read(workdir / "store" / "catalog.fits")
+
+
 def iau_names(ra: np.ndarray, dec: np.ndarray) -> list[str]:
     """``JHHMMSS.ss+DDMMSS.s`` names, as the IAU recommends for survey objects."""
     c = SkyCoord(ra, dec, unit="deg")

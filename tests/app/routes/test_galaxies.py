@@ -17,11 +17,6 @@ def client(workdir: Path, database_url: str) -> TestClient:
         yield c
 
 
-@pytest.fixture(scope="module")
-def catalog(workdir: Path) -> Table:
-    return Table.read(workdir / "store" / "catalog.fits")
-
-
 def test_gallery_page_uses_local_htmx(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]

@@ -25,11 +25,6 @@ def client(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> TestClien
         yield c
 
 
-@pytest.fixture(scope="module")
-def catalog(workdir: Path) -> Table:
-    return Table.read(workdir / "store" / "catalog.fits")
-
-
 def test_positions_parse_as_degrees_or_sexagesimal() -> None:
     assert parse_position("150.1167", "2.2058").ra.deg == pytest.approx(150.1167)
     sexagesimal = parse_position("10:00:28.0", "+02:12:21")
