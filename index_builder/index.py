@@ -200,7 +200,7 @@ def choose_kind(n: int, dim: int, kind: str = "auto", max_memory_mb: float = MAX
 def _pq_bytes(dim: int) -> int:
     """Bytes per vector for IVF-PQ: about dim/2 (8-bit codes of 2-dimensional sub-vectors), dividing dim.
 
-    With dim/4 bytes (4-d sub-vectors), recall@50 at 10^7 stayed below the target however many candidates were
+    With dim/4 bytes (4-d sub-vectors), recall@50 at 10^7 stayed below the target with up to 16 x k candidates
     re-ranked: the codes could not order neighbours that close together (the README's 10^7 figures)."""
     return max(m for m in range(1, max(1, dim // 2) + 1) if dim % m == 0)
 
