@@ -36,12 +36,12 @@ LEVELS = (1, 8, 32)
 ROUTES = ("similar", "gallery", "thumbnail", "lookup")
 
 
-def resident_mb(pid: int) -> float:
-    """The process's resident memory (VmRSS), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"no VmRSS for process {pid}")
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory (VmRSS) and the part of it that is its own (RssAnon: not pages of files it
+    memory-maps, which the kernel's file cache holds and may drop), in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: round(int(fields[key].split()[0]) / 1024, 1) for name, key in (("resident", "VmRSS"),
+                                                                                 ("anonymous", "RssAnon"))}
 
 
 def free_port() -> int:
@@ -128,7 +128,7 @@ def main() -> None:
     t0 = time.perf_counter()
     proc = start_server(args.workdir, port)
     startup_s = round(time.perf_counter() - t0, 2)
-    started_mb = resident_mb(proc.pid)
+    started_mb = memory_mb(proc.pid)
     catalog = Table.read(args.workdir / "store" / "catalog.fits", memmap=True)
     at = rng.choice(len(ids), args.n)
     try:
@@ -141,12 +141,13 @@ def main() -> None:
         }
         result = {name: {str(c): load(port, paths, c) for c in LEVELS} for name, paths in routes.items()
                   if paths and name in args.routes}
-        loaded_mb = resident_mb(proc.pid)
+        loaded_mb = memory_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    result["server"] = {"galaxies": int(len(ids)), "startup_s": startup_s, "resident_mb_started": started_mb,
-                        "resident_mb_after_load": loaded_mb, **made}
+    result["server"] = {"galaxies": int(len(ids)), "startup_s": startup_s,
+                        **{f"{name}_mb_started": mb for name, mb in started_mb.items()},
+                        **{f"{name}_mb_after_load": mb for name, mb in loaded_mb.items()}, **made}
     if args.json:
         print(json.dumps(result))
         return
