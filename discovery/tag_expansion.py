@@ -163,11 +163,6 @@ def _percentile(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.sort(reference), scores, side="right") / len(reference)
 
 
-def _sampled(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The scores a percentile is taken among, where they are the whole survey's: a sample of them."""
-    return scores if len(scores) <= PERCENTILE_SAMPLE else rng.choice(scores, PERCENTILE_SAMPLE, replace=False)
-
-
 def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, k: int,
                     seed: int = 0, classifier: bool = True, search: Search | None = None,
                     preselect_above: int = PRESELECT_ABOVE) -> CandidateRanking:
@@ -199,12 +194,12 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
         return 1 / (1 + np.exp(-(v @ w + b)))
 
     similarity, confidence = pool.apply(similar), pool.apply(confident)
-    if pool.rows is None:
-        references = _sampled(confidence, rng), _sampled(similarity, rng)
-    else:  # a preselected pool is placed on the survey's scale: the scores of a sample of the survey
-        n = len(vectors)
-        sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PERCENTILE_SAMPLE), replace=False))], np.float32)
-        references = confident(sample), similar(sample)
+    # The survey's scale, from the scores of the same sample of its galaxies whether the pool is the whole survey
+    # or a preselected few (so the two rank alike): every galaxy, up to PERCENTILE_SAMPLE of them.
+    n = len(vectors)
+    sample = np.arange(n) if n <= PERCENTILE_SAMPLE else np.sort(rng.choice(n, PERCENTILE_SAMPLE, replace=False))
+    sampled = Pool(vectors, sample)
+    references = sampled.apply(confident), sampled.apply(similar)
     order = (CLASSIFIER_SHARE * _percentile(confidence, references[0])
              + (1 - CLASSIFIER_SHARE) * _percentile(similarity, references[1]))
     by_classifier, _ = pool.top(order, decided, k)
