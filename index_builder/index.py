@@ -168,12 +168,13 @@ def _exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: 
     all (at 10^7 x 128 that copy was 5 GB)."""
     q = np.ascontiguousarray(vectors[queries], dtype=np.float32)
     heap = faiss.ResultHeap(len(q), k, keep_max=True)  # inner product: keep the largest
-    gpu = faiss.StandardGpuResources() if device == "cuda" else None
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    if device == "cuda":
+        exact = faiss.index_cpu_to_all_gpus(exact)
     for lo in range(0, len(vectors), block):
-        x = np.ascontiguousarray(vectors[lo : lo + block], dtype=np.float32)
-        kd = min(k, len(x))
-        scores, rows = (faiss.knn_gpu(gpu, q, x, kd, metric=faiss.METRIC_INNER_PRODUCT) if gpu is not None
-                        else faiss.knn(q, x, kd, metric=faiss.METRIC_INNER_PRODUCT))
+        exact.reset()
+        exact.add(np.ascontiguousarray(vectors[lo : lo + block], dtype=np.float32))
+        scores, rows = exact.search(q, min(k, exact.ntotal))
         heap.add_result(scores, rows + lo)
     heap.finalize()
     return heap.I
