@@ -197,9 +197,11 @@ def rank_candidates(vectors: np.ndarray, positives: np.ndarray, negatives: np.nd
     # The survey's scale, from the scores of the same sample of its galaxies whether the pool is the whole survey
     # or a preselected few (so the two rank alike): every galaxy, up to PERCENTILE_SAMPLE of them.
     n = len(vectors)
-    sample = np.arange(n) if n <= PERCENTILE_SAMPLE else np.sort(rng.choice(n, PERCENTILE_SAMPLE, replace=False))
-    sampled = Pool(vectors, sample)
-    references = sampled.apply(confident), sampled.apply(similar)
+    if pool.rows is None and n <= PERCENTILE_SAMPLE:
+        references = confidence, similarity  # the sample is every galaxy: the pool's own scores
+    else:
+        sampled = Pool(vectors, np.sort(rng.choice(n, min(n, PERCENTILE_SAMPLE), replace=False)))
+        references = sampled.apply(confident), sampled.apply(similar)
     order = (CLASSIFIER_SHARE * _percentile(confidence, references[0])
              + (1 - CLASSIFIER_SHARE) * _percentile(similarity, references[1]))
     by_classifier, _ = pool.top(order, decided, k)
