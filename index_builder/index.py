@@ -143,7 +143,7 @@ def filter_params(allowed: np.ndarray, manifest: dict) -> faiss.SearchParameters
     allowed = np.asarray(allowed, bool)
     bits = np.packbits(allowed, bitorder="little")
     selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
-    if "nprobe" not in manifest:
+    if not manifest.get("nprobe"):  # a flat index (a shards.json records it as null)
         params = faiss.SearchParameters(sel=selector)
     else:
         fraction = max(float(allowed.mean()), 1.0 / len(allowed))

@@ -83,7 +83,7 @@ class IndexShard:
             set_nprobe(self.index, info["nprobe"])
         self.start, stop = info["bounds"][shard], info["bounds"][shard + 1]
         self.vectors = np.load(Path(workdir) / EMBEDDINGS, mmap_mode="r")[self.start : stop]
-        self.tuning = {key: info[key] for key in ("nprobe", "nlist") if info.get(key)}  # what filter_params reads
+        self.info = info  # its nprobe and nlist scale a filtered search's probes (filter_params)
         self.refine = info["refine"]
 
     def search(self, queries: np.ndarray, k: int, bits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +92,7 @@ class IndexShard:
         params = None
         if bits is not None:
             params = filter_params(np.unpackbits(bits, count=len(self.vectors), bitorder="little").astype(bool),
-                                   self.tuning)
+                                   self.info)
         scores, rows = search(self.index, self.vectors, queries, k, self.refine, params)
         return scores, np.where(rows >= 0, rows + self.start, -1)
 
