@@ -17,6 +17,11 @@ from frontend import TEMPLATES_DIR
 class Views:
     def __init__(self, common: dict) -> None:
         self.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+        # The templates ship with the package and never change under a running server. Jinja's default checks a
+        # template's file time at every use (each thumbnail a page includes): a system call that hands the GIL
+        # to another request's thread and waits to get it back, which under 32 concurrent clients made most of a
+        # gallery page's time (py-spy, bench/serving).
+        self.templates.env.auto_reload = False
         self.common = common  # survey size, bands, limits: what base.html and the forms show
         self.errors = ErrorResponder(self.templates, common)
 
