@@ -212,8 +212,7 @@ class Resources:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
         # Dropping repeated detections needs spare hits: fetch twice as many, keep the first k distinct ones.
-        hits = self.index.similar(galaxy_id, 2 * k if distinct_arcsec else k, allowed)
-        found = list(zip(self.rows_of([g for g, _ in hits]).tolist(), (sim for _, sim in hits)))
+        found = self.index.similar_rows(row, 2 * k if distinct_arcsec else k, allowed)
         if distinct_arcsec:
             keep = set(self.sky.distinct(row, [r for r, _ in found], distinct_arcsec))
             found = [(r, sim) for r, sim in found if r in keep][:k]

@@ -381,9 +381,13 @@ class SearchIndex:
         row = self.lookup.row(galaxy_id)
         if row is None:
             raise KeyError(galaxy_id)
+        return [(str(self.ids[r]), s) for r, s in self.similar_rows(row, k, allowed)]
+
+    def similar_rows(self, row: int, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """``similar`` for the galaxy at ``row``, as (row, similarity): for a caller that goes on to work with
+        rows, which would otherwise look every hit's id up again."""
         scores, rows = self.search(self.vectors[row : row + 1], min(k + 1, len(self.ids)), allowed)
-        hits = [(str(self.ids[r]), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row]
-        return hits[:k]
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != row][:k]
 
 
 def load(workdir: Path, expected_model_sha256: str | None = None, device: str = "cpu",

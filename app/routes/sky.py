@@ -33,4 +33,4 @@ def lookup(request: Request, survey: Survey, ra: Coordinate, dec: Coordinate, k:
         query, results = survey.look_alikes(galaxy_id, k)
         return survey.views.render(request, None, {"query": query, "results": results, "k": k, "where": []},
                                    fragment="similar.html")
-    return JSONResponse({**survey.coords(galaxy_id), "separation_arcsec": separation})
+    return JSONResponse({**survey.at(row), "separation_arcsec": separation})

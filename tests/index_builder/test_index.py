@@ -47,6 +47,8 @@ def test_round_trip_and_similar(workdir: Path) -> None:
     v = np.asarray(index.vectors)
     brute = np.argsort(-(v @ v[10]))[1:16]
     assert [h[0] for h in hits][:5] == [str(index.ids[i]) for i in brute[:5]]
+    # By row, the same hits: what the server's look-alikes use, with no id looked up again.
+    assert [(str(index.ids[r]), sim) for r, sim in index.similar_rows(10, 15)] == hits
 
 
 def _copy(workdir: Path, tmp_path: Path) -> Path:
